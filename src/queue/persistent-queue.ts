@@ -1,0 +1,473 @@
+import { closeSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { Operation } from '../enums/operation.js';
+import { StorageError } from './storage-error.js';
+
+/** Where a row stands with respect to the sync session. */
+export enum SyncStatus {
+  /** Waiting for the next take. */
+  Pending = 0,
+  /** Taken by the active sync, unchanged since. */
+  Syncing = 1,
+  /** Taken by the active sync and changed since; goes back to Pending when the sync ends. */
+  SyncingUpdated = 2,
+}
+
+/** Whether the manager has (possibly) seen the item. */
+export enum CreateStatus {
+  /** The manager knows the item (or may know it). */
+  Existing = 0,
+  /** Created on the agent and never acknowledged by the manager. */
+  New = 1,
+  /** Created and then deleted while a sync that carries the creation was in flight. */
+  NewDeleted = 2,
+}
+
+/** One change to queue, as given to {@link PersistentQueue.persistMany}. */
+export interface QueueChange {
+  id: string;
+  operation: Operation;
+  index: string;
+  data: string;
+}
+
+/** A row of the active take (or of a {@link RecoveryBuffer} snapshot), as streamed to the manager. */
+export interface SyncRow {
+  seq: number;
+  id: string;
+  index: string;
+  data: string;
+  operation: Operation;
+}
+
+export interface TakeResult {
+  /** Number of rows taken; their seqs are 0..size-1. */
+  size: number;
+  /** Sorted unique index names of the taken rows. */
+  indices: string[];
+}
+
+/** A raw queue row, as returned by {@link PersistentQueue.inspect}. */
+export interface QueueEntry {
+  id: string;
+  index: string;
+  data: string;
+  operation: Operation;
+  syncStatus: SyncStatus;
+  createStatus: CreateStatus;
+  /** Operation in flight when the active sync took the row; NoOp when not taken. */
+  inFlight: Operation;
+  seq: number | null;
+}
+
+export interface PersistentQueueOptions {
+  /** How long a statement waits for another connection's lock before failing. Default 5000. */
+  busyTimeoutMs?: number;
+}
+
+const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+// SQLite truncates the WAL back to this size when it restarts it after a checkpoint, so one
+// huge transaction (a take over millions of rows) does not leave a huge -wal file behind.
+const JOURNAL_SIZE_LIMIT_BYTES = 8 * 1024 * 1024;
+
+const EXISTING = CreateStatus.Existing;
+const NEW = CreateStatus.New;
+const NEW_DELETED = CreateStatus.NewDeleted;
+const DELETE = Operation.Delete;
+
+// Why not a status and a seq column on each row: a take would then rewrite every row of the
+// queue (data included), ~8 s for 1,000,000 rows of 300 bytes, and a failed sync as much again.
+// Instead a take appends (pos, ord, in-flight op) rows to sync_take and records the last taken
+// ord; rows are told apart by ord alone:
+// - ord <= take_end: taken by the active take (queue_state.take_end = 0 when none is active);
+//   `updated` = changed since the take (Syncing when 0, SyncingUpdated when 1).
+// - ord > take_end: Pending. New rows always land here: ord is max(ord) + 1 and the row at
+//   take_end cannot be removed before the take completes.
+// CHECKs use BETWEEN: `IN (0, 1, 2)` halved insert throughput (measured 100k vs 180k rows/s).
+// `ord` is an explicit INTEGER PRIMARY KEY (rowid alias) so VACUUM cannot renumber it; an upsert
+// keeps it, so it is the order of an id's first insert. `data` comes last so that scans of the
+// other columns never follow its overflow pages.
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS persistent_queue (
+  ord INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  idx TEXT NOT NULL,
+  operation INTEGER NOT NULL CHECK (operation BETWEEN 0 AND 2),
+  create_status INTEGER NOT NULL CHECK (create_status BETWEEN 0 AND 2),
+  updated INTEGER NOT NULL CHECK (updated BETWEEN 0 AND 1),
+  data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS persistent_queue_updated ON persistent_queue (updated)
+  WHERE updated = 1;
+CREATE TABLE IF NOT EXISTS sync_take (
+  pos INTEGER PRIMARY KEY,
+  ord INTEGER NOT NULL,
+  operation INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS queue_state (
+  singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+  take_end INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO queue_state (singleton, take_end) VALUES (1, 0);
+`;
+
+// Per connection, empty between calls: holds the rows that survive a successful sync while the
+// table is emptied in one go (see completeSuccess).
+const TEMP_SCHEMA = `
+CREATE TEMP TABLE IF NOT EXISTS queue_keep (
+  ord INTEGER PRIMARY KEY,
+  id TEXT NOT NULL,
+  idx TEXT NOT NULL,
+  operation INTEGER NOT NULL,
+  create_status INTEGER NOT NULL,
+  updated INTEGER NOT NULL,
+  data TEXT NOT NULL
+);
+`;
+
+const COLUMNS = 'ord, id, idx, operation, create_status, updated, data';
+
+const TAKE_END = '(SELECT take_end FROM queue_state)';
+
+const SQL = {
+  // A creation the manager never saw (New and Pending): deleting it just drops it.
+  deleteNewPending: `DELETE FROM persistent_queue
+    WHERE id = ? AND create_status = ${NEW} AND ord > ${TAKE_END}`,
+  // All other coalescing rules in one statement; parameters: id, idx, operation, create_status
+  // for a new row, data.
+  upsert: `INSERT INTO persistent_queue (id, idx, operation, create_status, updated, data)
+    VALUES (?, ?, ?, ?, 0, ?)
+    ON CONFLICT (id) DO UPDATE SET
+      idx = excluded.idx,
+      data = excluded.data,
+      operation = excluded.operation,
+      updated = ord <= ${TAKE_END},
+      create_status = CASE
+        WHEN excluded.operation = ${DELETE} AND create_status = ${NEW} THEN ${NEW_DELETED}
+        WHEN excluded.operation <> ${DELETE} AND create_status = ${NEW_DELETED} THEN ${NEW}
+        ELSE create_status END`,
+  takeEnd: 'SELECT take_end FROM queue_state',
+  // With no take active every row is Pending, so a take takes the whole table.
+  allIndices: 'SELECT DISTINCT idx FROM persistent_queue',
+  clearTake: 'DELETE FROM sync_take',
+  // Numbering happens inside SQLite, so a take never loads rows into JS memory: inserted in ord
+  // order into the emptied table, rows get pos 1, 2, ... (seq = pos - 1). 3x faster than
+  // numbering with row_number().
+  take: `INSERT INTO sync_take (ord, operation)
+    SELECT ord, operation FROM persistent_queue ORDER BY ord`,
+  setTakeEnd: `UPDATE queue_state
+    SET take_end = (SELECT coalesce(max(ord), 0) FROM persistent_queue)`,
+  resetTakeEnd: 'UPDATE queue_state SET take_end = 0',
+  // Parameters: first pos, last pos, limit.
+  readSeqs: `SELECT t.pos - 1 AS seq, q.id, q.idx AS "index", q.data, q.operation
+    FROM sync_take AS t JOIN persistent_queue AS q ON q.ord = t.ord
+    WHERE t.pos >= ? AND t.pos <= ? ORDER BY t.pos LIMIT ?`,
+  takenCount: 'SELECT coalesce(max(pos), 0) FROM sync_take',
+  updatedCount: 'SELECT count(*) FROM persistent_queue WHERE updated = 1',
+  successDelete: `DELETE FROM persistent_queue WHERE ord <= ${TAKE_END} AND updated = 0`,
+  keepPending: `INSERT INTO temp.queue_keep (${COLUMNS})
+    SELECT ${COLUMNS} FROM main.persistent_queue WHERE ord > ${TAKE_END}`,
+  keepUpdated: `INSERT INTO temp.queue_keep (${COLUMNS})
+    SELECT ${COLUMNS} FROM main.persistent_queue WHERE updated = 1`,
+  // No WHERE: SQLite's truncate optimization frees the pages without rewriting them.
+  deleteAll: 'DELETE FROM main.persistent_queue',
+  restoreKept: `INSERT INTO main.persistent_queue (${COLUMNS})
+    SELECT ${COLUMNS} FROM temp.queue_keep ORDER BY ord`,
+  clearKept: 'DELETE FROM temp.queue_keep',
+  successRequeue: `UPDATE persistent_queue SET updated = 0, create_status = ${EXISTING}
+    WHERE updated = 1`,
+  // Created and deleted around a sync that did not go through: the manager keeps nothing.
+  // Only a change during a take makes a row NewDeleted, so such rows all have updated = 1.
+  failureDelete: `DELETE FROM persistent_queue
+    WHERE updated = 1 AND operation = ${DELETE} AND create_status = ${NEW_DELETED}`,
+  failureRequeue: 'UPDATE persistent_queue SET updated = 0 WHERE updated = 1',
+  pendingCount: `SELECT count(*) FROM persistent_queue WHERE ord > ${TAKE_END}`,
+  size: 'SELECT count(*) FROM persistent_queue',
+  inspect: `SELECT q.id, q.idx AS "index", q.data, q.operation,
+      CASE WHEN t.pos IS NULL THEN ${SyncStatus.Pending} WHEN q.updated = 1
+        THEN ${SyncStatus.SyncingUpdated} ELSE ${SyncStatus.Syncing} END AS syncStatus,
+      q.create_status AS createStatus, coalesce(t.operation, ${Operation.NoOp}) AS inFlight,
+      t.pos - 1 AS seq
+    FROM persistent_queue AS q LEFT JOIN sync_take AS t ON t.ord = q.ord ORDER BY q.ord`,
+} as const;
+
+type Statement = Database.Statement<unknown[], unknown>;
+
+type Statements = { [K in keyof typeof SQL]: Statement };
+
+interface Connection {
+  db: Database.Database;
+  s: Statements;
+  persistMany: Database.Transaction<(items: readonly QueueChange[]) => void>;
+  take: Database.Transaction<() => TakeResult>;
+  complete: Database.Transaction<(success: boolean) => void>;
+}
+
+/**
+ * The agent's persistent, coalescing change queue: one SQLite row per item id.
+ *
+ * Synchronous API on better-sqlite3. Every SQLite failure surfaces as a {@link StorageError} and
+ * leaves the queue as it was (each call is one statement or one transaction). Meant to be owned by
+ * one process at a time: opening runs crash recovery, which resets any take in progress.
+ */
+export class PersistentQueue {
+  readonly path: string;
+  readonly busyTimeoutMs: number;
+  private conn: Connection | undefined;
+
+  constructor(path: string, options: PersistentQueueOptions = {}) {
+    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+      throw new RangeError(`busyTimeoutMs must be a non-negative integer, got ${busyTimeoutMs}`);
+    }
+    this.path = path;
+    this.busyTimeoutMs = busyTimeoutMs;
+    const memory = path === ':memory:' || path === '';
+    if (!memory) createOwnerOnlyFile(path);
+
+    let db: Database.Database | undefined;
+    try {
+      // `timeout` is SQLite's busy timeout: a second opener waits out a lock instead of failing.
+      const handle = new Database(path, { timeout: busyTimeoutMs });
+      db = handle;
+      if (!memory) handle.pragma('journal_mode = WAL');
+      // In WAL mode NORMAL loses no commit on a process crash, only possibly on power loss.
+      handle.pragma('synchronous = NORMAL');
+      handle.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`);
+      handle.transaction(() => handle.exec(SCHEMA)).immediate();
+      handle.exec(TEMP_SCHEMA);
+      this.conn = prepare(handle);
+      this.conn.complete.immediate(false); // crash recovery: a take left behind failed
+    } catch (err) {
+      this.conn = undefined;
+      try {
+        db?.close();
+      } catch {
+        // The open error is the one worth reporting.
+      }
+      throw new StorageError(`persistent queue: cannot open ${path}: ${this.reason(err)}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /** Queues a change to item `id`, coalescing it with the row already queued for that id. */
+  persist(id: string, operation: Operation, index: string, data: string): void {
+    const { s } = this.live('persist a change');
+    try {
+      apply(s, id, operation, index, data);
+    } catch (err) {
+      throw this.wrap('persist a change', err);
+    }
+  }
+
+  /** Applies `items` in order, with the same rules as {@link persist}, all or nothing. */
+  persistMany(items: readonly QueueChange[]): void {
+    const o = this.live('persist changes');
+    if (items.length === 0) return;
+    try {
+      o.persistMany.immediate(items);
+    } catch (err) {
+      throw this.wrap('persist changes', err);
+    }
+  }
+
+  /**
+   * Starts a sync: marks every Pending row Syncing and numbers them 0..size-1 in insertion order.
+   * Throws an Error if the previous take was not completed.
+   */
+  take(): TakeResult {
+    const o = this.live('take');
+    try {
+      return o.take.immediate();
+    } catch (err) {
+      throw this.wrap('take', err);
+    }
+  }
+
+  /**
+   * Rows of the active take with fromSeq <= seq <= toSeq, ascending, at most `limit` of them,
+   * with their current content (a row changed during the sync shows its new data and operation).
+   */
+  readSeqs(fromSeq: number, toSeq: number, limit: number): SyncRow[] {
+    const { s } = this.live('read the active take');
+    if (limit <= 0 || toSeq < fromSeq) return [];
+    try {
+      return s.readSeqs.all(fromSeq + 1, toSeq + 1, limit) as SyncRow[];
+    } catch (err) {
+      throw this.wrap('read the active take', err);
+    }
+  }
+
+  /**
+   * Ends the active take. Success drops the rows the manager now has and requeues those changed
+   * meanwhile (as Existing); failure requeues everything except rows created before and deleted
+   * during the sync. No-op without an active take.
+   */
+  complete(success: boolean): void {
+    const o = this.live('complete the take');
+    try {
+      o.complete.immediate(success);
+    } catch (err) {
+      throw this.wrap('complete the take', err);
+    }
+  }
+
+  /** Rows waiting for the next take. */
+  pendingCount(): number {
+    const { s } = this.live('count pending rows');
+    try {
+      return s.pendingCount.get() as number;
+    } catch (err) {
+      throw this.wrap('count pending rows', err);
+    }
+  }
+
+  /** All rows, taken or not. */
+  size(): number {
+    const { s } = this.live('count rows');
+    try {
+      return s.size.get() as number;
+    } catch (err) {
+      throw this.wrap('count rows', err);
+    }
+  }
+
+  /**
+   * Every row with its bookkeeping, in insertion order. For tests and debugging only: it loads
+   * the whole queue into memory.
+   */
+  inspect(): QueueEntry[] {
+    const { s } = this.live('inspect');
+    try {
+      return s.inspect.all() as QueueEntry[];
+    } catch (err) {
+      throw this.wrap('inspect', err);
+    }
+  }
+
+  /** Closes the database; idempotent. Later calls throw a StorageError. */
+  close(): void {
+    const o = this.conn;
+    if (o === undefined) return;
+    this.conn = undefined;
+    try {
+      o.db.close();
+    } catch (err) {
+      throw this.wrap('close', err);
+    }
+  }
+
+  private live(what: string): Connection {
+    if (this.conn === undefined) {
+      throw new StorageError(`persistent queue: cannot ${what}: the queue is closed`);
+    }
+    return this.conn;
+  }
+
+  // Only SQLite failures become StorageErrors; anything else is a bug worth seeing as is.
+  private wrap(what: string, err: unknown): unknown {
+    if (!(err instanceof Database.SqliteError)) return err;
+    return new StorageError(`persistent queue: cannot ${what}: ${this.reason(err)}`, {
+      cause: err,
+    });
+  }
+
+  private reason(err: unknown): string {
+    const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof Database.SqliteError && err.code.startsWith('SQLITE_BUSY')) {
+      return `${message} (lock held by another connection for more than ${this.busyTimeoutMs} ms)`;
+    }
+    return message;
+  }
+}
+
+// The rules live in SQL; a Delete first tries to drop a New Pending row outright.
+function apply(s: Statements, id: string, operation: Operation, index: string, data: string): void {
+  if (operation === Operation.Delete && s.deleteNewPending.run(id).changes > 0) return;
+  const createStatus = operation === Operation.Create ? NEW : EXISTING;
+  s.upsert.run(id, index, operation, createStatus, data);
+}
+
+// Multi-statement work runs in BEGIN IMMEDIATE transactions (`.immediate`): a deferred one that
+// reads first and then writes can fail with SQLITE_BUSY without the busy timeout ever applying.
+function prepare(db: Database.Database): Connection {
+  const s = Object.fromEntries(
+    Object.entries(SQL).map(([name, sql]) => [name, db.prepare(sql)]),
+  ) as Statements;
+  for (const stmt of [
+    s.takeEnd,
+    s.pendingCount,
+    s.size,
+    s.allIndices,
+    s.takenCount,
+    s.updatedCount,
+  ]) {
+    stmt.pluck();
+  }
+
+  const persistMany = db.transaction((items: readonly QueueChange[]) => {
+    for (const item of items) apply(s, item.id, item.operation, item.index, item.data);
+  });
+  const take = db.transaction((): TakeResult => {
+    if ((s.takeEnd.get() as number) > 0) {
+      throw new Error('persistent queue: a take is already active; complete() it first');
+    }
+    const indices = s.allIndices.all() as string[];
+    s.clearTake.run();
+    const size = s.take.run().changes;
+    s.setTakeEnd.run();
+    return { size, indices: indices.sort() };
+  });
+  const complete = db.transaction((success: boolean) => {
+    if ((s.takeEnd.get() as number) === 0) return; // nothing taken: spare the write
+    if (success) {
+      completeSuccess(s);
+    } else {
+      s.failureDelete.run();
+      s.failureRequeue.run();
+    }
+    s.clearTake.run();
+    s.resetTakeEnd.run();
+  });
+  return { db, s, persistMany, take, complete };
+}
+
+// Deleting taken rows one by one rewrites every page they sit on (~4 s for 1,000,000 rows of
+// 300 bytes). When the survivors (Pending rows and rows changed during the sync) are few next to
+// the rows to drop, copying them aside and emptying the table at once is far cheaper (~0.2 s).
+function completeSuccess(s: Statements): void {
+  const pending = s.pendingCount.get() as number;
+  const updated = s.updatedCount.get() as number;
+  const dropped = (s.takenCount.get() as number) - updated;
+  if ((pending + updated) * 4 <= dropped) {
+    s.keepPending.run();
+    s.keepUpdated.run();
+    s.deleteAll.run();
+    s.restoreKept.run();
+    s.clearKept.run();
+  } else {
+    s.successDelete.run();
+  }
+  s.successRequeue.run();
+}
+
+// Created up front so the database (and the -wal/-shm files SQLite gives the same mode) is
+// readable by its owner only. A missing directory is an error, not something to create.
+function createOwnerOnlyFile(path: string): void {
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    const reason =
+      code === 'ENOENT'
+        ? `directory ${dirname(path)} does not exist`
+        : err instanceof Error
+          ? err.message
+          : String(err);
+    throw new StorageError(`persistent queue: cannot open ${path}: ${reason}`, { cause: err });
+  }
+}

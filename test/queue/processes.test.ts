@@ -1,0 +1,167 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { Operation } from '../../src/enums/operation.js';
+import { PersistentQueue, StorageError, SyncStatus } from '../../src/queue/index.js';
+import { fixture, repoRoot, useTempDir } from './helpers.js';
+
+function spawnFixture(name: string, args: string[]): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', fixture(name), ...args], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/**
+ * Runs the persisting child, SIGKILLs it once it has acknowledged `killAfter` ids (with
+ * `inTake`, at the next take, while the child pauses with the take active), and resolves with
+ * every id it acknowledged (all complete lines it wrote before dying).
+ */
+function persistUntilKilled(dbPath: string, killAfter: number, inTake: boolean): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawnFixture('persist-child.ts', [dbPath, inTake ? '2000' : '0']);
+    let out = '';
+    let stderr = '';
+    let lines = 0;
+    let killed = false;
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (chunk: string) => {
+      out += chunk;
+      for (const ch of chunk) if (ch === '\n') lines++;
+      if (!killed && lines >= killAfter && (!inTake || out.endsWith('#take\n'))) {
+        killed = true;
+        child.kill('SIGKILL');
+      }
+    });
+    child.stderr?.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    child.on('error', reject);
+    // 'close' rather than 'exit': ids written just before the kill are still in the pipe.
+    child.on('close', (code, signal) => {
+      if (signal !== 'SIGKILL') {
+        reject(new Error(`persist child ended with code ${code}: ${stderr}`));
+        return;
+      }
+      const complete = out.slice(0, out.lastIndexOf('\n') + 1);
+      resolve(complete.split('\n').filter((line) => line !== '' && !line.startsWith('#')));
+    });
+  });
+}
+
+/** Starts a child that holds the write lock for `holdMs`; resolves once it holds it. */
+function holdWriteLock(dbPath: string, holdMs: number): Promise<{ done: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawnFixture('lock-child.ts', [dbPath, String(holdMs)]);
+    let stderr = '';
+    const done = new Promise<void>((resolveDone, rejectDone) => {
+      child.on('close', (code) =>
+        code === 0 ? resolveDone() : rejectDone(new Error(`lock child failed: ${stderr}`)),
+      );
+    });
+    child.stderr?.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (chunk: string) => {
+      if (chunk.includes('locked')) resolve({ done });
+    });
+    child.on('error', reject);
+    done.catch(reject);
+  });
+}
+
+describe('PersistentQueue across processes', () => {
+  const tmp = useTempDir();
+
+  it('keeps every acknowledged change when the writer is killed with SIGKILL', async () => {
+    const path = tmp.dbPath();
+    const acknowledged = new Set<string>();
+    // Kill points land in different places of the persist/take/complete loop; the second round
+    // is sure to kill the child with a take active.
+    for (const [killAfter, inTake] of [
+      [300, false],
+      [1100, true],
+      [2600, false],
+    ] as const) {
+      for (const id of await persistUntilKilled(path, killAfter, inTake)) acknowledged.add(id);
+
+      const raw = new Database(path, { readonly: true });
+      expect(raw.pragma('integrity_check', { simple: true })).toBe('ok');
+      const takeEnd = raw.prepare('SELECT take_end FROM queue_state').pluck().get();
+      if (inTake) expect(takeEnd).toBeGreaterThan(0);
+      raw.close();
+
+      const q = new PersistentQueue(path);
+      try {
+        const entries = q.inspect();
+        const present = new Set(entries.map((e) => e.id));
+        const missing = [...acknowledged].filter((id) => !present.has(id));
+        expect(missing).toEqual([]);
+        // Recovery on open put the interrupted take back: nothing is left Syncing.
+        expect(entries.filter((e) => e.syncStatus !== SyncStatus.Pending)).toEqual([]);
+        expect(q.pendingCount()).toBe(entries.length);
+      } finally {
+        q.close();
+      }
+    }
+    expect(acknowledged.size).toBeGreaterThanOrEqual(2600);
+  });
+
+  it('persist waits out another connection holding the write lock', async () => {
+    const path = tmp.dbPath();
+    const q = tmp.open(path);
+    const lock = await holdWriteLock(path, 500);
+    const start = performance.now();
+    q.persist('a', Operation.Create, 'i', '{}');
+    // Lenient: it must have waited, not failed fast.
+    expect(performance.now() - start).toBeGreaterThan(100);
+    await lock.done;
+    expect(q.size()).toBe(1);
+  });
+
+  it('opening waits out another connection holding the write lock', async () => {
+    const path = tmp.dbPath();
+    tmp.open(path).close();
+    const lock = await holdWriteLock(path, 500);
+    const start = performance.now();
+    const q = tmp.open(path);
+    expect(performance.now() - start).toBeGreaterThan(100);
+    await lock.done;
+    expect(q.size()).toBe(0);
+  });
+
+  it('fails with a StorageError about the lock when the busy timeout is shorter', async () => {
+    const path = tmp.dbPath();
+    const q = tmp.open(path, { busyTimeoutMs: 50 });
+    q.persist('a', Operation.Create, 'i', 'before');
+    const lock = await holdWriteLock(path, 500);
+    let err: unknown;
+    try {
+      q.persist('a', Operation.Modify, 'i', 'during');
+    } catch (e) {
+      err = e;
+    }
+    let openErr: unknown;
+    try {
+      new PersistentQueue(path, { busyTimeoutMs: 50 });
+    } catch (e) {
+      openErr = e;
+    }
+    await lock.done;
+
+    expect(err).toBeInstanceOf(StorageError);
+    expect((err as StorageError).message).toBe(
+      'persistent queue: cannot persist a change: database is locked ' +
+        '(lock held by another connection for more than 50 ms)',
+    );
+    expect((err as StorageError).cause).toMatchObject({ code: 'SQLITE_BUSY' });
+    expect(openErr).toBeInstanceOf(StorageError);
+    expect((openErr as StorageError).message).toMatch(/^persistent queue: cannot open .*locked/);
+
+    // The failed call changed nothing, and the queue works once the lock is gone.
+    expect(q.inspect().map((e) => [e.id, e.data])).toEqual([['a', 'before']]);
+    q.persist('a', Operation.Modify, 'i', 'after');
+    expect(q.inspect().map((e) => [e.id, e.data])).toEqual([['a', 'after']]);
+  });
+});

@@ -1,0 +1,15 @@
+export { computeIndexChecksum } from '../checksum.js';
+export { type InProcessHandler, InProcessTransport } from '../transports/in-process.js';
+export {
+  type FaultAction,
+  type FaultDirection,
+  type FaultMessageType,
+  type FaultRule,
+  type FaultStats,
+  MockManager,
+  type MockManagerOptions,
+  type MockManagerStats,
+  type ReplyFunction,
+  type ResponseDelivery,
+  type StoredDocument,
+} from './mock-manager.js';

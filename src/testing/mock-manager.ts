@@ -1,0 +1,943 @@
+import { randomBytes } from 'node:crypto';
+import { computeIndexChecksum } from '../checksum.js';
+import type { LogFunction, Logger, LogLevel } from '../interfaces/logger.js';
+import { InProcessTransport } from '../transports/in-process.js';
+import { decodeMessage, MessageEncoder, Status, WireMode, WireOperation } from '../wire/index.js';
+import type {
+  ChecksumModuleMessage,
+  DataCleanMessage,
+  DataValueMessage,
+  DecodedMessage,
+  EndMessage,
+  SeqRange,
+  StartMessage,
+} from '../wire/types.js';
+
+/** How the manager hands its answers back to the sender. */
+export type ResponseDelivery = 'sync' | 'microtask' | 'macrotask';
+
+export interface MockManagerOptions {
+  /** A session with no message for this long is dropped without an answer. Default 30000. */
+  sessionTimeoutMs?: number;
+  /** Largest Start `size` accepted; above it the Start is refused with Error. Default 10,000,000. */
+  maxSessionSize?: number;
+  /**
+   * 'sync' answers inside the sender's `send()` call, 'microtask' on the next
+   * microtask, 'macrotask' (default) on the next `setImmediate` turn.
+   */
+  responseDelivery?: ResponseDelivery;
+  /** Default: silent. */
+  logger?: Logger;
+  /** Seed of the PRNG behind fault probabilities. Default: random (see {@link MockManager.seed}). */
+  seed?: number;
+}
+
+/** Receives one manager response; the bytes are the receiver's to keep. */
+export type ReplyFunction = (response: Uint8Array) => void;
+
+export type FaultDirection = 'to-manager' | 'to-agent';
+
+export type FaultMessageType =
+  | 'Start'
+  | 'DataValue'
+  | 'DataClean'
+  | 'ChecksumModule'
+  | 'End'
+  | 'StartAck'
+  | 'EndAck'
+  | 'ReqRet';
+
+/**
+ * - drop: the message is lost.
+ * - duplicate: it is delivered twice in a row.
+ * - delay: it is delivered `delayMs` later.
+ * - reorder: it is held and delivered right after the next message in the same direction.
+ */
+export type FaultAction = 'drop' | 'duplicate' | 'delay' | 'reorder';
+
+/**
+ * A scripted network fault. A message matches when every filter given matches;
+ * the first `skip` matches pass untouched, then each match is affected (with
+ * `probability`, drawn from the seeded PRNG) until `times` messages were
+ * affected. When several rules fire on one message, the earliest injected wins.
+ */
+export interface FaultRule {
+  /** Default 'to-manager'. */
+  direction?: FaultDirection;
+  type?: FaultMessageType;
+  /** DataValue only: a rule with `seq` never matches other messages. */
+  seq?: number | bigint | ((seq: bigint) => boolean);
+  /** Module that sent the message (to-manager) or whose session it answers (to-agent). */
+  module?: string;
+  action: FaultAction;
+  /** For 'delay'. Default 10. */
+  delayMs?: number;
+  /** Let this many matches pass first. Default 0. */
+  skip?: number;
+  /** How many matches it affects. Default 1; Infinity allowed. */
+  times?: number;
+  /** 0..1. Default 1. */
+  probability?: number;
+}
+
+export interface FaultStats {
+  dropped: number;
+  duplicated: number;
+  delayed: number;
+  reordered: number;
+  forcedStatus: number;
+}
+
+export interface MockManagerStats {
+  /** Messages that reached the manager (after faults: a dropped one does not count, a duplicated one counts twice). */
+  messagesReceived: number;
+  /** Undecodable buffers and messages only the manager may send. */
+  invalidMessages: number;
+  sessionsStarted: number;
+  /** Sessions answered EndAck Ok. */
+  sessionsCompleted: number;
+  /** Sessions answered EndAck Error (bad document, indexer failure, checksum mismatch...). */
+  sessionsFailed: number;
+  sessionsTimedOut: number;
+  reqRetsSent: number;
+  /** Every DataValue that reached the manager, including ignored ones. */
+  dataValuesReceived: number;
+  /** DataValues whose seq was already stored in their session. */
+  duplicatesReceived: number;
+  faults: FaultStats;
+}
+
+/** A document in the mock indexer. */
+export interface StoredDocument {
+  index: string;
+  /** `<agentId>_<itemId>`. */
+  id: string;
+  itemId: string;
+  agentId: string;
+  /** Module whose session wrote it. */
+  module: string;
+  /** The parsed JSON document. */
+  data: unknown;
+}
+
+/** Marks a stored DataClean among the items of a session. */
+const CLEAN = -1;
+
+interface Item {
+  /** A WireOperation, or CLEAN. */
+  op: number;
+  id: string;
+  index: string;
+  /**
+   * Upsert only: the document is `chunk[offset, offset + length)`, a copy in
+   * the session's arena (the sender reuses its buffer). Packing copies into
+   * shared chunks costs far less per message than one small buffer each.
+   */
+  chunk: Uint8Array | undefined;
+  offset: number;
+  length: number;
+}
+
+/** Arena chunks start small (most sessions are small) and double up to this. */
+const MIN_CHUNK = 4096;
+const MAX_CHUNK = 1 << 20;
+
+interface Session {
+  id: bigint;
+  module: string;
+  agentId: string;
+  mode: WireMode;
+  size: number;
+  /** Keyed by seq, which is always below `size`. */
+  items: Map<number, Item>;
+  /** Current arena chunk for document copies, and how much of it is used. */
+  chunk: Uint8Array | undefined;
+  chunkUsed: number;
+  /** ChecksumModule checksums by index. */
+  checksums: Map<string, string>;
+  endReceived: boolean;
+  /** Where the Start came from: every answer of the session goes there. */
+  reply: ReplyFunction;
+  timer: NodeJS.Timeout;
+}
+
+interface RuleState {
+  rule: FaultRule;
+  direction: FaultDirection;
+  seq: bigint | ((seq: bigint) => boolean) | undefined;
+  skip: number;
+  times: number;
+  probability: number;
+  matched: number;
+  applied: number;
+}
+
+interface Held {
+  bytes: Uint8Array;
+  module: string;
+  reply: ReplyFunction;
+}
+
+type AckType = 'StartAck' | 'EndAck';
+type ResponseType = AckType | 'ReqRet';
+
+const DEFAULT_DELAY_MS = 10;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * An in-memory stand-in for the manager's inventory-sync module and its
+ * indexer, for tests. Feed it agent messages through {@link receive} (or a
+ * {@link transport}); it answers like the real server, stores documents in a
+ * fake index, and lets a test script faults and failures.
+ */
+export class MockManager {
+  /** Seed of the fault PRNG, so a run that used a random one can be replayed. */
+  readonly seed: number;
+
+  private readonly sessionTimeoutMs: number;
+  private readonly maxSessionSize: bigint;
+  private readonly delivery: ResponseDelivery;
+  private readonly log: LogFunction | undefined;
+  private readonly random: () => number;
+  private readonly encoder = new MessageEncoder();
+
+  private readonly sessions = new Map<bigint, Session>();
+  private readonly indices = new Map<string, Map<string, StoredDocument>>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  private rules: RuleState[] = [];
+  private heldToManager: Held[] = [];
+  private heldToAgent: Held[] = [];
+  private readonly forced: Record<AckType, { status: Status; times: number }> = {
+    StartAck: { status: Status.Ok, times: 0 },
+    EndAck: { status: Status.Ok, times: 0 },
+  };
+
+  private indexerAvailable = true;
+  private indexingFailures = 0;
+  private silent = false;
+  private closed = false;
+
+  private readonly counters = {
+    messagesReceived: 0,
+    invalidMessages: 0,
+    sessionsStarted: 0,
+    sessionsCompleted: 0,
+    sessionsFailed: 0,
+    sessionsTimedOut: 0,
+    reqRetsSent: 0,
+    dataValuesReceived: 0,
+    duplicatesReceived: 0,
+  };
+  private readonly faultCounters: FaultStats = {
+    dropped: 0,
+    duplicated: 0,
+    delayed: 0,
+    reordered: 0,
+    forcedStatus: 0,
+  };
+
+  constructor(options: MockManagerOptions = {}) {
+    const timeout = options.sessionTimeoutMs ?? 30_000;
+    if (!(timeout > 0) || !Number.isFinite(timeout)) {
+      throw new RangeError('sessionTimeoutMs must be a positive finite number');
+    }
+    const maxSize = options.maxSessionSize ?? 10_000_000;
+    // Sizes become Map keys and loop bounds as numbers, so they must stay exact.
+    if (!Number.isSafeInteger(maxSize) || maxSize < 0) {
+      throw new RangeError('maxSessionSize must be a non-negative safe integer');
+    }
+    const delivery = options.responseDelivery ?? 'macrotask';
+    if (delivery !== 'sync' && delivery !== 'microtask' && delivery !== 'macrotask') {
+      throw new RangeError(`unknown responseDelivery '${String(delivery)}'`);
+    }
+    this.sessionTimeoutMs = timeout;
+    this.maxSessionSize = BigInt(maxSize);
+    this.delivery = delivery;
+    this.log = toLogFunction(options.logger);
+    this.seed = (options.seed ?? randomBytes(4).readUInt32LE(0)) >>> 0;
+    this.random = mulberry32(this.seed);
+  }
+
+  /**
+   * A transport whose messages the manager handles as coming from `moduleName`
+   * (whatever name `send` is given) and which receives that module's answers.
+   */
+  transport(moduleName: string): InProcessTransport {
+    const transport: InProcessTransport = new InProcessTransport((message) =>
+      this.receive(message, moduleName, reply),
+    );
+    const reply: ReplyFunction = (response) => transport.respond(response);
+    return transport;
+  }
+
+  /**
+   * Handle one agent message sent by `moduleName`. Answers to a Start go to
+   * `reply`; later answers of that session go to the `reply` of its Start.
+   * `message` is only read during the call. Never throws.
+   */
+  receive(message: Uint8Array, moduleName: string, reply: ReplyFunction): void {
+    if (this.closed) return;
+    try {
+      // Messages held by 'reorder' go right after this one, whatever happens to it.
+      const held = this.heldToManager.length > 0 ? this.takeHeld('to-manager') : undefined;
+      const decoded = decodeMessage(message);
+      if (decoded === null) {
+        this.counters.messagesReceived++;
+        this.rejectInvalid('undecodable buffer', moduleName);
+      } else if (this.rules.length === 0) {
+        this.process(decoded, moduleName, reply);
+      } else {
+        this.receiveWithFaults(message, decoded, moduleName, reply);
+      }
+      if (held !== undefined) {
+        for (const h of held) this.receiveBytes(h.bytes, h.module, h.reply);
+      }
+    } catch (error) {
+      this.report('error', `failed to handle a message from '${moduleName}': ${describe(error)}`);
+    }
+  }
+
+  /** Copies of the stored documents, of one index or of all. */
+  documents(index?: string): StoredDocument[] {
+    const out: StoredDocument[] = [];
+    const maps = index === undefined ? this.indices.values() : [this.indices.get(index)];
+    for (const docs of maps) {
+      if (docs === undefined) continue;
+      for (const doc of docs.values()) out.push({ ...doc });
+    }
+    return out;
+  }
+
+  /** The checksum Check mode compares for this agent and index (see computeIndexChecksum). */
+  indexChecksum(agentId: string, index: string): string {
+    return computeIndexChecksum(this.agentDocuments(agentId, index));
+  }
+
+  clearDocuments(): void {
+    this.indices.clear();
+  }
+
+  /** While false, Starts are answered Offline and indexing fails. */
+  setIndexerAvailable(available: boolean): void {
+    this.indexerAvailable = available;
+  }
+
+  /** The next `times` Full/Delta indexings fail: EndAck Error and nothing applied. */
+  failIndexing(times = 1): void {
+    this.indexingFailures = Math.max(0, times);
+  }
+
+  inject(rule: FaultRule): void {
+    const { action } = rule;
+    if (action !== 'drop' && action !== 'duplicate' && action !== 'delay' && action !== 'reorder') {
+      throw new RangeError(`unknown fault action '${String(action)}'`);
+    }
+    const probability = rule.probability ?? 1;
+    if (!(probability >= 0 && probability <= 1)) {
+      throw new RangeError('probability must be between 0 and 1');
+    }
+    const seq =
+      rule.seq === undefined || typeof rule.seq === 'function' ? rule.seq : BigInt(rule.seq);
+    this.rules.push({
+      rule: { ...rule },
+      direction: rule.direction ?? 'to-manager',
+      seq,
+      skip: rule.skip ?? 0,
+      times: rule.times ?? 1,
+      probability,
+      matched: 0,
+      applied: 0,
+    });
+  }
+
+  /** Remove every fault rule. Messages already held or delayed are still delivered. */
+  clearFaults(): void {
+    this.rules = [];
+  }
+
+  /** Answer the next `times` StartAcks (or EndAcks) with `status` instead of the real one. */
+  forceStatus(response: AckType, status: Status, times = 1): void {
+    this.forced[response] = { status, times: Math.max(0, times) };
+  }
+
+  /** While silent the manager handles everything and answers nothing. */
+  setSilent(silent: boolean): void {
+    this.silent = silent;
+  }
+
+  get stats(): MockManagerStats {
+    return { ...this.counters, faults: { ...this.faultCounters } };
+  }
+
+  /** Live sessions. */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Clear every timer and drop sessions and held messages; later messages are ignored. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const session of this.sessions.values()) clearTimeout(session.timer);
+    this.sessions.clear();
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    this.heldToManager = [];
+    this.heldToAgent = [];
+  }
+
+  // ---- incoming -------------------------------------------------------------
+
+  private receiveWithFaults(
+    message: Uint8Array,
+    decoded: DecodedMessage,
+    module: string,
+    reply: ReplyFunction,
+  ): void {
+    const seq = decoded.type === 'DataValue' ? decoded.seq : undefined;
+    const rule = this.pickFault('to-manager', decoded.type, seq, module);
+    if (rule === undefined) {
+      this.process(decoded, module, reply);
+      return;
+    }
+    switch (rule.action) {
+      case 'drop':
+        this.faultCounters.dropped++;
+        this.report('debug', `fault: dropped ${decoded.type} from '${module}'`);
+        return;
+      case 'duplicate':
+        this.faultCounters.duplicated++;
+        this.process(decoded, module, reply);
+        this.process(decoded, module, reply);
+        return;
+      case 'delay': {
+        this.faultCounters.delayed++;
+        // The sender reuses its buffer once receive() returns.
+        const bytes = message.slice();
+        this.schedule(rule.delayMs ?? DEFAULT_DELAY_MS, () =>
+          this.receiveBytes(bytes, module, reply),
+        );
+        return;
+      }
+      case 'reorder':
+        this.faultCounters.reordered++;
+        this.heldToManager.push({ bytes: message.slice(), module, reply });
+        return;
+    }
+  }
+
+  /** Handle bytes a fault held back; faults do not apply twice. */
+  private receiveBytes(bytes: Uint8Array, module: string, reply: ReplyFunction): void {
+    if (this.closed) return;
+    try {
+      const decoded = decodeMessage(bytes);
+      if (decoded === null) {
+        this.counters.messagesReceived++;
+        this.rejectInvalid('undecodable buffer', module);
+      } else {
+        this.process(decoded, module, reply);
+      }
+    } catch (error) {
+      this.report('error', `failed to handle a message from '${module}': ${describe(error)}`);
+    }
+  }
+
+  private process(message: DecodedMessage, module: string, reply: ReplyFunction): void {
+    this.counters.messagesReceived++;
+    switch (message.type) {
+      case 'DataValue':
+        this.onDataValue(message);
+        return;
+      case 'Start':
+        this.onStart(message, module, reply);
+        return;
+      case 'End':
+        this.onEnd(message);
+        return;
+      case 'ChecksumModule':
+        this.onChecksumModule(message);
+        return;
+      case 'DataClean':
+        this.onDataClean(message);
+        return;
+      default:
+        this.rejectInvalid(`unexpected ${message.type}, which only the manager sends`, module);
+    }
+  }
+
+  private rejectInvalid(reason: string, module: string): void {
+    this.counters.invalidMessages++;
+    this.report('warn', `invalid message from '${module}': ${reason}`);
+  }
+
+  private onStart(message: StartMessage, module: string, reply: ReplyFunction): void {
+    let status: Status = Status.Ok;
+    if (!this.indexerAvailable) {
+      status = Status.Offline;
+      this.report('info', `Start from '${module}' refused: indexer unavailable`);
+    } else if (WireMode[message.mode] === undefined) {
+      status = Status.Error;
+      this.report('warn', `Start from '${module}' refused: unknown mode ${message.mode}`);
+    } else if (
+      message.size === 0n &&
+      (message.mode === WireMode.ModuleFull || message.mode === WireMode.ModuleDelta)
+    ) {
+      status = Status.Error;
+      this.report('warn', `Start from '${module}' refused: size 0 in ${WireMode[message.mode]}`);
+    } else if (message.size > this.maxSessionSize) {
+      status = Status.Error;
+      this.report('warn', `Start from '${module}' refused: size ${message.size} above the cap`);
+    }
+
+    const answered = this.ackStatus('StartAck', status);
+    if (status !== Status.Ok || (answered !== Status.Ok && answered !== Status.PartialOk)) {
+      // No session behind a refusal, real or forced; a forced Ok on a refused Start carries id 0.
+      this.sendResponse('StartAck', this.encoder.startAck(answered, 0n), module, reply);
+      return;
+    }
+
+    const id = this.newSessionId();
+    const session: Session = {
+      id,
+      module,
+      agentId: message.agentid ?? '',
+      mode: message.mode,
+      size: Number(message.size),
+      items: new Map(),
+      chunk: undefined,
+      chunkUsed: 0,
+      checksums: new Map(),
+      endReceived: false,
+      reply,
+      timer: setTimeout(() => this.expire(session), this.sessionTimeoutMs),
+    };
+    // A forgotten session must not keep the test process alive.
+    session.timer.unref();
+    this.sessions.set(id, session);
+    this.counters.sessionsStarted++;
+    if (session.agentId === '')
+      this.report('warn', `session ${id} from '${module}' has no agent id`);
+    this.report('debug', `session ${id} started: ${WireMode[message.mode]}, size ${session.size}`);
+    this.sendResponse('StartAck', this.encoder.startAck(answered, id), module, reply);
+  }
+
+  private onDataValue(message: DataValueMessage): void {
+    this.counters.dataValuesReceived++;
+    const session = this.sessions.get(message.session);
+    if (session === undefined) {
+      this.report('warn', `DataValue seq ${message.seq} for unknown session ${message.session}`);
+      return;
+    }
+    const op = message.operation;
+    if (op !== WireOperation.Upsert && op !== WireOperation.Delete) {
+      // Kept so that the session fails at End instead of waiting for a seq forever.
+      this.report(
+        'warn',
+        `DataValue seq ${message.seq} of session ${session.id}: invalid operation ${op}`,
+      );
+    }
+    const data = op === WireOperation.Upsert ? message.data : undefined;
+    this.store(session, message.seq, op, message.id, message.index, data);
+  }
+
+  private onDataClean(message: DataCleanMessage): void {
+    const session = this.sessions.get(message.session);
+    if (session === undefined) {
+      this.report('warn', `DataClean seq ${message.seq} for unknown session ${message.session}`);
+      return;
+    }
+    this.store(session, message.seq, CLEAN, '', message.index, undefined);
+  }
+
+  private store(
+    session: Session,
+    seq: bigint,
+    op: number,
+    id: string,
+    index: string,
+    data: Uint8Array | undefined,
+  ): void {
+    // Safe: any seq that does not fit a double exactly is far above every allowed size.
+    const n = Number(seq);
+    if (n >= session.size) {
+      this.report('warn', `seq ${seq} ignored: session ${session.id} has size ${session.size}`);
+      return;
+    }
+    session.timer.refresh();
+    const item: Item = { op, id, index, chunk: undefined, offset: 0, length: 0 };
+    if (data !== undefined) {
+      let chunk = session.chunk;
+      if (chunk === undefined || chunk.length - session.chunkUsed < data.length) {
+        const grown = chunk === undefined ? MIN_CHUNK : Math.min(chunk.length * 2, MAX_CHUNK);
+        chunk = new Uint8Array(Math.max(grown, data.length));
+        session.chunk = chunk;
+        session.chunkUsed = 0;
+      }
+      chunk.set(data, session.chunkUsed);
+      item.chunk = chunk;
+      item.offset = session.chunkUsed;
+      item.length = data.length;
+      session.chunkUsed += data.length;
+    }
+    const before = session.items.size;
+    session.items.set(n, item);
+    if (session.items.size === before) {
+      this.counters.duplicatesReceived++;
+      this.report('debug', `seq ${seq} of session ${session.id} received again, overwritten`);
+    } else if (session.endReceived && session.items.size === session.size) {
+      // The last retransmission completes the session without another End.
+      this.finish(session);
+    }
+  }
+
+  private onChecksumModule(message: ChecksumModuleMessage): void {
+    const session = this.sessions.get(message.session);
+    if (session === undefined) {
+      this.report('warn', `ChecksumModule for unknown session ${message.session}`);
+      return;
+    }
+    session.timer.refresh();
+    session.checksums.set(message.index, message.checksum);
+  }
+
+  private onEnd(message: EndMessage): void {
+    const session = this.sessions.get(message.session);
+    if (session === undefined) {
+      this.report('warn', `End for unknown session ${message.session}`);
+      return;
+    }
+    session.timer.refresh();
+    session.endReceived = true;
+    if (session.items.size === session.size) {
+      this.finish(session);
+      return;
+    }
+    const ranges = missingRanges(session);
+    this.counters.reqRetsSent++;
+    this.report('debug', `session ${session.id}: asking for ${ranges.length} missing range(s)`);
+    this.sendResponse(
+      'ReqRet',
+      this.encoder.reqRet(session.id, ranges),
+      session.module,
+      session.reply,
+    );
+  }
+
+  private expire(session: Session): void {
+    if (this.sessions.get(session.id) !== session) return;
+    this.sessions.delete(session.id);
+    this.counters.sessionsTimedOut++;
+    this.report('warn', `session ${session.id} of '${session.module}' timed out, dropped`);
+  }
+
+  // ---- indexing -------------------------------------------------------------
+
+  private finish(session: Session): void {
+    clearTimeout(session.timer);
+    this.sessions.delete(session.id);
+    const ok = this.complete(session);
+    if (ok) this.counters.sessionsCompleted++;
+    else this.counters.sessionsFailed++;
+    const status = this.ackStatus('EndAck', ok ? Status.Ok : Status.Error);
+    this.sendResponse(
+      'EndAck',
+      this.encoder.endAck(status, session.id),
+      session.module,
+      session.reply,
+    );
+  }
+
+  private complete(session: Session): boolean {
+    switch (session.mode) {
+      case WireMode.ModuleFull:
+      case WireMode.ModuleDelta:
+        return this.index(session);
+      case WireMode.ModuleCheck:
+        return this.check(session);
+      default:
+        // Metadata and group sessions: the mock indexer keeps no agent metadata.
+        return true;
+    }
+  }
+
+  /** Apply a Full/Delta session atomically: validate everything, then write. */
+  private index(session: Session): boolean {
+    const { id } = session;
+    if (!this.indexerAvailable) {
+      this.report('error', `session ${id}: indexer unavailable, nothing indexed`);
+      return false;
+    }
+    if (this.indexingFailures > 0) {
+      this.indexingFailures--;
+      this.report('error', `session ${id}: indexer failure (scripted), nothing indexed`);
+      return false;
+    }
+    const parsed: unknown[] = new Array(session.size);
+    for (let seq = 0; seq < session.size; seq++) {
+      const item = session.items.get(seq) as Item;
+      if (item.op === WireOperation.Upsert) {
+        try {
+          const bytes = item.chunk?.subarray(item.offset, item.offset + item.length);
+          parsed[seq] = JSON.parse(utf8.decode(bytes));
+        } catch (error) {
+          this.report('error', `session ${id}: seq ${seq} is not valid JSON (${describe(error)})`);
+          return false;
+        }
+      } else if (item.op !== WireOperation.Delete && item.op !== CLEAN) {
+        this.report('error', `session ${id}: seq ${seq} has invalid operation ${item.op}`);
+        return false;
+      }
+    }
+
+    const { agentId, module } = session;
+    if (session.mode === WireMode.ModuleFull) {
+      // Delete-by-query of everything this agent's module had before.
+      for (const docs of this.indices.values()) {
+        for (const [key, doc] of docs) {
+          if (doc.agentId === agentId && doc.module === module) docs.delete(key);
+        }
+      }
+    }
+    for (let seq = 0; seq < session.size; seq++) {
+      const item = session.items.get(seq) as Item;
+      if (item.op === CLEAN) {
+        const docs = this.indices.get(item.index);
+        if (docs === undefined) continue;
+        for (const [key, doc] of docs) if (doc.agentId === agentId) docs.delete(key);
+        continue;
+      }
+      const docId = `${agentId}_${item.id}`;
+      if (item.op === WireOperation.Delete) {
+        this.indices.get(item.index)?.delete(docId);
+        continue;
+      }
+      let docs = this.indices.get(item.index);
+      if (docs === undefined) {
+        docs = new Map();
+        this.indices.set(item.index, docs);
+      }
+      docs.set(docId, {
+        index: item.index,
+        id: docId,
+        itemId: item.id,
+        agentId,
+        module,
+        data: parsed[seq],
+      });
+    }
+    this.report('debug', `session ${id}: indexed ${session.size} item(s)`);
+    return true;
+  }
+
+  private check(session: Session): boolean {
+    const { id } = session;
+    if (!this.indexerAvailable) {
+      this.report('error', `session ${id}: indexer unavailable, cannot check`);
+      return false;
+    }
+    if (session.checksums.size === 0) {
+      this.report('warn', `session ${id}: Check session without a ChecksumModule`);
+      return false;
+    }
+    for (const [index, checksum] of session.checksums) {
+      const actual = this.indexChecksum(session.agentId, index);
+      if (actual !== checksum.toLowerCase()) {
+        this.report('info', `session ${id}: checksum mismatch on '${index}'`);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private *agentDocuments(agentId: string, index: string): Generator<unknown> {
+    const docs = this.indices.get(index);
+    if (docs === undefined) return;
+    for (const doc of docs.values()) if (doc.agentId === agentId) yield doc.data;
+  }
+
+  // ---- outgoing -------------------------------------------------------------
+
+  private ackStatus(type: AckType, status: Status): Status {
+    const forced = this.forced[type];
+    if (this.silent || forced.times <= 0) return status;
+    forced.times--;
+    this.faultCounters.forcedStatus++;
+    return forced.status;
+  }
+
+  /** `view` is the encoder's buffer, valid until its next call. */
+  private sendResponse(
+    type: ResponseType,
+    view: Uint8Array,
+    module: string,
+    reply: ReplyFunction,
+  ): void {
+    if (this.silent) return;
+    const bytes = view.slice();
+    const held = this.heldToAgent.length > 0 ? this.takeHeld('to-agent') : undefined;
+    const rule =
+      this.rules.length > 0 ? this.pickFault('to-agent', type, undefined, module) : undefined;
+    switch (rule?.action) {
+      case undefined:
+        this.deliver(bytes, reply);
+        break;
+      case 'drop':
+        this.faultCounters.dropped++;
+        this.report('debug', `fault: dropped ${type} to '${module}'`);
+        break;
+      case 'duplicate':
+        this.faultCounters.duplicated++;
+        this.deliver(bytes, reply);
+        this.deliver(bytes.slice(), reply);
+        break;
+      case 'delay':
+        this.faultCounters.delayed++;
+        this.schedule(rule.delayMs ?? DEFAULT_DELAY_MS, () => this.invokeReply(bytes, reply));
+        break;
+      case 'reorder':
+        this.faultCounters.reordered++;
+        this.heldToAgent.push({ bytes, module, reply });
+        break;
+    }
+    if (held !== undefined) for (const h of held) this.deliver(h.bytes, h.reply);
+  }
+
+  private deliver(bytes: Uint8Array, reply: ReplyFunction): void {
+    switch (this.delivery) {
+      case 'sync':
+        this.invokeReply(bytes, reply);
+        return;
+      case 'microtask':
+        queueMicrotask(() => this.invokeReply(bytes, reply));
+        return;
+      case 'macrotask':
+        setImmediate(() => this.invokeReply(bytes, reply));
+        return;
+    }
+  }
+
+  private invokeReply(bytes: Uint8Array, reply: ReplyFunction): void {
+    if (this.closed) return;
+    try {
+      reply(bytes);
+    } catch (error) {
+      // In 'sync' mode this would otherwise surface inside the agent's send().
+      this.report('error', `response listener threw: ${describe(error)}`);
+    }
+  }
+
+  // ---- faults ---------------------------------------------------------------
+
+  private pickFault(
+    direction: FaultDirection,
+    type: string,
+    seq: bigint | undefined,
+    module: string,
+  ): FaultRule | undefined {
+    let chosen: RuleState | undefined;
+    for (const state of this.rules) {
+      if (!this.matches(state, direction, type, seq, module)) continue;
+      // Every matching rule counts the match, so `skip` means the same whichever rule fires.
+      state.matched++;
+      if (chosen !== undefined || state.matched <= state.skip || state.applied >= state.times) {
+        continue;
+      }
+      if (state.probability < 1 && this.random() >= state.probability) continue;
+      chosen = state;
+    }
+    if (chosen === undefined) return undefined;
+    chosen.applied++;
+    if (chosen.applied >= chosen.times) this.rules = this.rules.filter((s) => s !== chosen);
+    return chosen.rule;
+  }
+
+  private matches(
+    state: RuleState,
+    direction: FaultDirection,
+    type: string,
+    seq: bigint | undefined,
+    module: string,
+  ): boolean {
+    const { rule } = state;
+    if (state.direction !== direction) return false;
+    if (rule.type !== undefined && rule.type !== type) return false;
+    if (rule.module !== undefined && rule.module !== module) return false;
+    if (state.seq === undefined) return true;
+    if (seq === undefined) return false;
+    return typeof state.seq === 'function' ? state.seq(seq) : state.seq === seq;
+  }
+
+  private takeHeld(direction: FaultDirection): Held[] {
+    if (direction === 'to-manager') {
+      const held = this.heldToManager;
+      this.heldToManager = [];
+      return held;
+    }
+    const held = this.heldToAgent;
+    this.heldToAgent = [];
+    return held;
+  }
+
+  private schedule(delayMs: number, task: () => void): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      if (!this.closed) task();
+    }, delayMs);
+    this.timers.add(timer);
+  }
+
+  // ---- helpers --------------------------------------------------------------
+
+  private newSessionId(): bigint {
+    for (;;) {
+      const id = randomBytes(8).readBigUInt64LE(0);
+      // 0 is what Offline/Error answers carry, so a live session never gets it.
+      if (id !== 0n && !this.sessions.has(id)) return id;
+    }
+  }
+
+  private report(level: LogLevel, message: string): void {
+    if (this.log === undefined) return;
+    try {
+      this.log(level, `mock-manager: ${message}`);
+    } catch {
+      // A broken logger must not break the manager.
+    }
+  }
+}
+
+/** Missing seqs of a session as sorted, merged inclusive ranges. */
+function missingRanges(session: Session): SeqRange[] {
+  // Sorting the received seqs costs O(received), not O(size), for sparse sessions.
+  const seen = Uint32Array.from(session.items.keys()).sort();
+  const ranges: SeqRange[] = [];
+  let next = 0;
+  for (const seq of seen) {
+    if (seq > next) ranges.push({ begin: BigInt(next), end: BigInt(seq - 1) });
+    next = seq + 1;
+  }
+  if (next < session.size) ranges.push({ begin: BigInt(next), end: BigInt(session.size - 1) });
+  return ranges;
+}
+
+function toLogFunction(logger: Logger | undefined): LogFunction | undefined {
+  if (logger === undefined) return undefined;
+  if (typeof logger === 'function') return logger;
+  return (level, message) => logger[level](message);
+}
+
+/** A small seeded PRNG (mulberry32), uniform in [0, 1). */
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

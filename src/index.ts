@@ -1,0 +1,19 @@
+export { hostAgentInfo, PACKAGE_VERSION } from './agent/host-info.js';
+export { AgentSyncProtocol } from './agent-sync-protocol.js';
+export { computeIndexChecksum } from './checksum.js';
+export { Mode } from './enums/mode.js';
+export { Operation } from './enums/operation.js';
+export type { AgentInfo } from './interfaces/agent-info.js';
+export type { LevelLogger, LogFunction, Logger, LogLevel } from './interfaces/logger.js';
+export type { AgentSyncProtocolOptions, SyncOptions, SyncProgress } from './interfaces/options.js';
+export type {
+  IntegrityCheckResult,
+  SyncFailure,
+  SyncFailureReason,
+  SyncResult,
+  SyncSuccess,
+} from './interfaces/results.js';
+export type { MQueueTransport } from './interfaces/transport.js';
+export { StorageError } from './queue/storage-error.js';
+export { type InProcessHandler, InProcessTransport } from './transports/in-process.js';
+export { MAX_DATAGRAM_BYTES } from './wire/framing.js';

@@ -1,0 +1,51 @@
+/** Why a sync did not succeed. See docs/troubleshooting.md for what to do about each. */
+export type SyncFailureReason =
+  /** The method does not take that mode; nothing was sent. */
+  | 'invalid-mode'
+  /** The transport could not be opened (`start()` threw). */
+  | 'queue-unavailable'
+  /** A send failed, and failed again after re-opening the transport. */
+  | 'send-failed'
+  /** No StartAck or EndAck within `timeoutMs`, after `retries` extra sends. */
+  | 'timeout'
+  /** The manager answered with status Error (or PartialOk). */
+  | 'manager-error'
+  /** The manager answered with status Offline (its indexer is unavailable). */
+  | 'manager-offline'
+  /** A ReqRet was empty, inverted, selected no item, or came more than `maxReqRetRounds` times. */
+  | 'retransmit-invalid'
+  /** The caller's `AbortSignal` fired. */
+  | 'aborted'
+  /** Another sync of this instance is running; nothing was sent. */
+  | 'busy'
+  /** The instance is closed, or was closed during the sync. */
+  | 'closed'
+  /** The SQLite queue failed (disk full, I/O error, ...). */
+  | 'storage';
+
+export interface SyncSuccess {
+  ok: true;
+  /** The manager's session id; absent when there was nothing to send. */
+  session?: bigint;
+  /** Items (DataValue messages) sent once each. */
+  sent: number;
+  /** Items sent again because a ReqRet asked for them. */
+  retransmitted: number;
+}
+
+export interface SyncFailure {
+  ok: false;
+  reason: SyncFailureReason;
+  message: string;
+}
+
+export type SyncResult = SyncSuccess | SyncFailure;
+
+/** The three-way outcome of an integrity check (Check mode). */
+export type IntegrityCheckResult =
+  /** EndAck Ok: the manager's index checksum equals ours. */
+  | { outcome: 'match'; session: bigint }
+  /** EndAck Error: proven mismatch, a Full sync is due. */
+  | { outcome: 'mismatch'; session: bigint }
+  /** Anything else (timeout, Offline, transport down, ...): not a proven mismatch. */
+  | { outcome: 'inconclusive'; reason: SyncFailureReason; message: string };

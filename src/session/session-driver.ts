@@ -1,0 +1,355 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import pRetry, { AbortError } from 'p-retry';
+import type { LogFunction } from '../interfaces/logger.js';
+import type { SyncProgress } from '../interfaces/options.js';
+import type { SyncFailureReason } from '../interfaces/results.js';
+import { Pacer } from '../limiter/pacer.js';
+import type { SyncRow } from '../queue/index.js';
+import type { TransportLink } from '../transports/transport-link.js';
+import { MessageEncoder } from '../wire/encode.js';
+import { Status, WireMode, WireOperation } from '../wire/index.js';
+import type { ManagerResponse, StartFields } from '../wire/types.js';
+import { Mailbox, TIMEOUT } from './mailbox.js';
+import { selectSeqs } from './seq-ranges.js';
+import { errorMessage, SyncError } from './sync-error.js';
+
+/** Rows read from the queue (or the recovery buffer) per round trip; bounds memory during a sync. */
+export const PAGE_SIZE = 512;
+
+/** Where a session's items come from, by seq. */
+export interface ItemSource {
+  read(fromSeq: number, toSeq: number, limit: number): readonly SyncRow[];
+}
+
+/** What one session sends. */
+export interface SessionPlan {
+  mode: WireMode;
+  /** Number of items; seqs are 0..size-1. */
+  size: number;
+  /** Sorted unique index names for Start. */
+  indices: readonly string[];
+  items?: ItemSource;
+  /** Check mode: the ChecksumModule to send after StartAck. */
+  checksum?: { index: string; checksum: string };
+}
+
+/** Every option resolved to a value. */
+export interface SessionOptions {
+  timeoutMs: number;
+  retries: number;
+  maxEps: number;
+  backoff: { minMs: number; maxMs: number; factor: number };
+  maxReqRetRounds: number;
+  signal: AbortSignal;
+  onProgress?: ((progress: SyncProgress) => void) | undefined;
+}
+
+export type Stage = 'start' | 'data' | 'end';
+
+export type SessionOutcome =
+  | { ok: true; session: bigint; sent: number; retransmitted: number }
+  | {
+      ok: false;
+      reason: SyncFailureReason;
+      message: string;
+      stage: Stage;
+      /** The session, when the manager had started one. */
+      session?: bigint;
+      /** The manager's status, when its answer ended the session. */
+      status?: Status;
+    };
+
+/** The agent metadata fields of Start (everything but mode, size and index). */
+export type StartMetadata = Omit<StartFields, 'mode' | 'size' | 'index'>;
+
+class WaitTimeout extends Error {}
+
+function failureStatus(stage: string, status: Status): SyncError {
+  return status === Status.Offline
+    ? new SyncError('manager-offline', `${stage}: the manager is offline`, status)
+    : new SyncError(
+        'manager-error',
+        `${stage}: the manager answered ${Status[status] ?? status}`,
+        status,
+      );
+}
+
+/**
+ * Runs one session of the protocol: Start -> StartAck -> data -> End ->
+ * EndAck, with ReqRet retransmission, timeouts and retries. One driver per
+ * AgentSyncProtocol; sessions never overlap (the caller guarantees it).
+ */
+export class SessionDriver {
+  readonly mailbox = new Mailbox();
+  private readonly encoder = new MessageEncoder();
+
+  constructor(
+    private readonly link: TransportLink,
+    private readonly metadata: () => StartMetadata,
+    private readonly log: LogFunction,
+  ) {}
+
+  /** Hand a decoded response to the running session. Returns whether it was accepted. */
+  deliver(message: ManagerResponse): boolean {
+    const accepted = this.mailbox.offer(message);
+    if (!accepted) {
+      this.log('debug', `ignored ${message.type} for session ${message.session}: not expected now`);
+    }
+    return accepted;
+  }
+
+  async run(plan: SessionPlan, options: SessionOptions): Promise<SessionOutcome> {
+    const pacer = options.maxEps > 0 ? new Pacer(options.maxEps) : undefined;
+    const counts = { sent: 0, retransmitted: 0 };
+    const report = (phase: SyncProgress['phase']) => {
+      try {
+        options.onProgress?.({ phase, total: plan.size, ...counts });
+      } catch (error) {
+        this.log('warn', `onProgress threw: ${errorMessage(error)}`);
+      }
+    };
+    let stage: Stage = 'start';
+    let session: bigint | undefined;
+    try {
+      await this.link.open();
+      session = await this.startSession(plan, options, pacer);
+      stage = 'data';
+      this.mailbox.closeDoors();
+      report('data');
+      if (plan.checksum) {
+        const { index, checksum } = plan.checksum;
+        await this.paced(this.encoder.checksumModule(session, index, checksum), pacer, options);
+      }
+      if (plan.items && plan.size > 0) {
+        await this.sendItems(
+          plan.items,
+          session,
+          0,
+          plan.size - 1,
+          pacer,
+          options,
+          () => {
+            counts.sent++;
+          },
+          () => report('data'),
+        );
+      }
+      stage = 'end';
+      report('end');
+      await this.endSession(plan, session, options, pacer, counts, () => report('retransmit'));
+      return { ok: true, session, ...counts };
+    } catch (error) {
+      const failure = this.toSyncError(error, options.signal);
+      return {
+        ok: false,
+        reason: failure.reason,
+        message: failure.message,
+        stage,
+        session,
+        status: failure.status,
+      };
+    } finally {
+      this.mailbox.closeDoors();
+    }
+  }
+
+  private toSyncError(error: unknown, signal: AbortSignal): SyncError {
+    if (signal.aborted) {
+      return signal.reason instanceof SyncError
+        ? signal.reason
+        : new SyncError('aborted', 'the sync was aborted');
+    }
+    if (error instanceof SyncError) return error;
+    return new SyncError('storage', errorMessage(error));
+  }
+
+  private retryOptions(options: SessionOptions, what: string) {
+    return {
+      retries: options.retries,
+      minTimeout: options.backoff.minMs,
+      maxTimeout: options.backoff.maxMs,
+      factor: options.backoff.factor,
+      randomize: false,
+      signal: options.signal,
+      onFailedAttempt: ({
+        attemptNumber,
+        retriesLeft,
+      }: {
+        attemptNumber: number;
+        retriesLeft: number;
+      }) =>
+        this.log(
+          'debug',
+          `${what}: attempt ${attemptNumber} got no answer, ${retriesLeft} retries left`,
+        ),
+      shouldRetry: ({ error }: { error: Error }) => error instanceof WaitTimeout,
+    };
+  }
+
+  /** Run a p-retry attempt function; a last timeout becomes SyncError('timeout'). */
+  private async withRetries<T>(
+    what: string,
+    options: SessionOptions,
+    attempt: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await pRetry(attempt, this.retryOptions(options, what));
+    } catch (error) {
+      if (error instanceof WaitTimeout) {
+        throw new SyncError(
+          'timeout',
+          `${what}: no answer after ${options.retries + 1} attempts of ${options.timeoutMs} ms`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  private async startSession(
+    plan: SessionPlan,
+    options: SessionOptions,
+    pacer: Pacer | undefined,
+  ): Promise<bigint> {
+    return this.withRetries('Start', options, async () => {
+      this.mailbox.expect(['StartAck']);
+      const start = this.encoder.start({
+        ...this.metadata(),
+        mode: plan.mode,
+        size: BigInt(plan.size),
+        index: plan.indices,
+      });
+      await this.sendOrAbort(start, pacer, options);
+      const answer = await this.mailbox.next(options.timeoutMs, options.signal);
+      if (answer === TIMEOUT) throw new WaitTimeout();
+      if (answer.type !== 'StartAck') throw new WaitTimeout(); // unreachable: only StartAck is expected
+      if (answer.status !== Status.Ok)
+        throw new AbortError(failureStatus('StartAck', answer.status));
+      this.log(
+        'debug',
+        `session ${answer.session} started (${WireMode[plan.mode]}, ${plan.size} items)`,
+      );
+      return answer.session;
+    });
+  }
+
+  private async endSession(
+    plan: SessionPlan,
+    session: bigint,
+    options: SessionOptions,
+    pacer: Pacer | undefined,
+    counts: { retransmitted: number },
+    onPage: () => void,
+  ): Promise<void> {
+    let rounds = 0;
+    await this.withRetries('End', options, async () => {
+      this.mailbox.expect(['EndAck', 'ReqRet'], session);
+      await this.sendOrAbort(this.encoder.end(session), pacer, options);
+      for (;;) {
+        const answer = await this.mailbox.next(options.timeoutMs, options.signal);
+        if (answer === TIMEOUT) throw new WaitTimeout();
+        if (answer.type === 'EndAck') {
+          if (answer.status !== Status.Ok)
+            throw new AbortError(failureStatus('EndAck', answer.status));
+          return;
+        }
+        if (answer.type !== 'ReqRet') continue;
+        rounds++;
+        if (rounds > options.maxReqRetRounds) {
+          throw new AbortError(
+            new SyncError(
+              'retransmit-invalid',
+              `the manager asked for retransmission more than ${options.maxReqRetRounds} times`,
+            ),
+          );
+        }
+        const spans = selectSeqs(answer.ranges, plan.size);
+        if (typeof spans === 'string' || !plan.items) {
+          throw new AbortError(
+            new SyncError(
+              'retransmit-invalid',
+              typeof spans === 'string' ? spans : 'ReqRet in a session without items',
+            ),
+          );
+        }
+        for (const span of spans) {
+          await this.sendItems(
+            plan.items,
+            session,
+            span.from,
+            span.to,
+            pacer,
+            options,
+            () => {
+              counts.retransmitted++;
+            },
+            onPage,
+          );
+        }
+        // Wait again without resending End: the manager answers once the last missing seq arrives.
+      }
+    });
+  }
+
+  /** Stream items fromSeq..toSeq page by page, counting each send as it happens. */
+  private async sendItems(
+    items: ItemSource,
+    session: bigint,
+    fromSeq: number,
+    toSeq: number,
+    pacer: Pacer | undefined,
+    options: SessionOptions,
+    onSent: () => void,
+    onPage: () => void,
+  ): Promise<void> {
+    let next = fromSeq;
+    while (next <= toSeq) {
+      const rows = items.read(next, toSeq, PAGE_SIZE);
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        const operation = row.operation === 2 ? WireOperation.Delete : WireOperation.Upsert;
+        const bytes = this.encoder.dataValue(
+          BigInt(row.seq),
+          session,
+          operation,
+          row.id,
+          row.index,
+          row.data,
+        );
+        const pending = this.paced(bytes, pacer, options);
+        if (pending) await pending;
+        onSent();
+      }
+      next = (rows[rows.length - 1] as SyncRow).seq + 1;
+      onPage();
+      // Let responses, aborts and the host's other work in between pages.
+      await yieldToEventLoop();
+      options.signal.throwIfAborted();
+    }
+  }
+
+  /** Pace, then send; synchronous when neither pacing nor the transport needs to wait. */
+  private paced(
+    message: Uint8Array,
+    pacer: Pacer | undefined,
+    options: SessionOptions,
+  ): void | Promise<void> {
+    if (pacer && pacer.tryAcquire() !== 0) {
+      // The encoder's bytes stay untouched while we wait: nothing else encodes until we return.
+      return pacer.acquire(options.signal).then(() => this.link.send(message));
+    }
+    return this.link.send(message);
+  }
+
+  /** Inside p-retry, SyncErrors must stop the retries, not count as attempts. */
+  private async sendOrAbort(
+    message: Uint8Array,
+    pacer: Pacer | undefined,
+    options: SessionOptions,
+  ): Promise<void> {
+    try {
+      await this.paced(message, pacer, options);
+    } catch (error) {
+      throw new AbortError(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+}

@@ -1,0 +1,61 @@
+import type { LogFunction } from '../interfaces/logger.js';
+import type { MQueueTransport } from '../interfaces/transport.js';
+import { errorMessage, SyncError } from '../session/sync-error.js';
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | undefined)?.then === 'function';
+}
+
+/**
+ * The protocol's side of a transport: opens it on first use and applies the
+ * reference rule for a failed send (re-open once, send that message once
+ * more, then give up). A transport whose `send` is synchronous stays
+ * synchronous here, so the hot path creates no promise per message.
+ */
+export class TransportLink {
+  private started = false;
+
+  constructor(
+    private readonly transport: MQueueTransport,
+    private readonly moduleName: string,
+    private readonly log: LogFunction,
+  ) {}
+
+  /** Open the transport unless it is open. Throws SyncError('queue-unavailable'). */
+  async open(): Promise<void> {
+    if (this.started) return;
+    try {
+      await this.transport.start();
+      this.started = true;
+    } catch (error) {
+      throw new SyncError('queue-unavailable', `transport unavailable: ${errorMessage(error)}`);
+    }
+  }
+
+  /** Send one message. Throws (or rejects with) SyncError('send-failed'). */
+  send(message: Uint8Array): void | Promise<void> {
+    let result: void | Promise<void>;
+    try {
+      result = this.transport.send(message, this.moduleName);
+    } catch (error) {
+      return this.resend(message, error);
+    }
+    if (isPromiseLike(result)) {
+      return Promise.resolve(result).then(undefined, (error: unknown) =>
+        this.resend(message, error),
+      );
+    }
+  }
+
+  private async resend(message: Uint8Array, firstError: unknown): Promise<void> {
+    this.log('warn', `send failed (${errorMessage(firstError)}); re-opening the transport`);
+    try {
+      this.started = false;
+      await this.transport.start();
+      this.started = true;
+      await this.transport.send(message, this.moduleName);
+    } catch (error) {
+      throw new SyncError('send-failed', `send failed after re-opening: ${errorMessage(error)}`);
+    }
+  }
+}

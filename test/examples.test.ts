@@ -1,0 +1,34 @@
+import { execFile } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const run = (file: string) =>
+  promisify(execFile)(process.execPath, ['--import', 'tsx', join(root, 'examples', file)], {
+    cwd: root,
+  });
+
+describe('examples run as documented', () => {
+  it('demo: syncs with a retransmission and the checksum matches', async () => {
+    const { stdout } = await run('demo.ts');
+    expect(stdout).toMatch(/retransmitted \(ReqRet\)\s+[1-9]\d*/);
+    expect(stdout).toMatch(/checksum matched\s+yes/);
+    const [, held, expected] =
+      /documents on manager\s+(\d+)\s+\(expected (\d+)\)/.exec(stdout) ?? [];
+    expect(held).toBe(expected);
+  });
+
+  it('FIM module: changes made while the manager is offline arrive later, coalesced', async () => {
+    const { stdout } = await run('fim-module.ts');
+    expect(stdout).toContain('sync failed (manager-offline); 2 changes stay queued');
+    expect(stdout).toContain('manager holds: /etc/hosts, /etc/passwd');
+  });
+
+  it('SCA module: a checksum mismatch leads to a Full sync that restores the manager', async () => {
+    const { stdout } = await run('sca-module.ts');
+    expect(stdout).toContain('integrity: mismatch, running a Full sync');
+    expect(stdout).toContain('manager holds 3 results');
+  });
+});

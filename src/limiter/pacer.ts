@@ -12,6 +12,9 @@ const WINDOW_MS = 1000;
  * Two rules combine:
  * - a ring of the last `maxEps` send times: message n may go only once
  *   message n - maxEps is at least 1000 ms old. This is the hard guarantee.
+ *   Each slot is stamped again by `markSent()` when the send has returned,
+ *   so a pause between taking a slot and sending (a GC, a slow transport)
+ *   can only space messages further apart, never closer.
  * - a token bucket refilled at `maxEps` per second holding at most
  *   `maxEps / 50` (20 ms worth): it spreads sends over the second, so the
  *   manager sees a steady rate instead of a burst at the start of each second.
@@ -23,6 +26,7 @@ const WINDOW_MS = 1000;
 export class Pacer {
   private readonly sent: Float64Array;
   private next = 0;
+  private last = 0;
   private count = 0;
   private tokens: number;
   private readonly burst: number;
@@ -60,9 +64,15 @@ export class Pacer {
       this.count++;
     }
     this.sent[this.next] = now;
+    this.last = this.next;
     this.next = (this.next + 1) % this.maxEps;
     this.tokens -= 1;
     return 0;
+  }
+
+  /** Record that the message of the last slot taken has now been handed to the transport. */
+  markSent(now = this.clock()): void {
+    this.sent[this.last] = now;
   }
 
   /** Wait until a send slot is free and take it. Rejects with the signal's reason on abort. */

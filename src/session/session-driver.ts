@@ -333,11 +333,17 @@ export class SessionDriver {
     pacer: Pacer | undefined,
     options: SessionOptions,
   ): void | Promise<void> {
-    if (pacer && pacer.tryAcquire() !== 0) {
-      // The encoder's bytes stay untouched while we wait: nothing else encodes until we return.
-      return pacer.acquire(options.signal).then(() => this.link.send(message));
-    }
-    return this.link.send(message);
+    if (!pacer) return this.link.send(message);
+    // The encoder's bytes stay untouched while we wait: nothing else encodes until we return.
+    if (pacer.tryAcquire() !== 0)
+      return pacer.acquire(options.signal).then(() => this.sendMarked(message, pacer));
+    return this.sendMarked(message, pacer);
+  }
+
+  private sendMarked(message: Uint8Array, pacer: Pacer): void | Promise<void> {
+    const pending = this.link.send(message);
+    if (pending) return pending.then(() => pacer.markSent());
+    pacer.markSent();
   }
 
   /** Inside p-retry, SyncErrors must stop the retries, not count as attempts. */

@@ -71,3 +71,29 @@ describe('Pacer', () => {
     await expect(waiting).rejects.toThrow('stop');
   });
 });
+
+describe('Pacer.markSent', () => {
+  it('keeps the 1-second rule between actual sends when sends happen late', () => {
+    let now = 0;
+    const pacer = new Pacer(10, () => now);
+    const sendTimes: number[] = [];
+    while (sendTimes.length < 100) {
+      const wait = pacer.tryAcquire();
+      if (wait > 0) {
+        now += wait;
+        continue;
+      }
+      // Every third send is handed over 7 ms after its slot was taken (a GC, a slow transport).
+      if (sendTimes.length % 3 === 0) now += 7;
+      sendTimes.push(now);
+      pacer.markSent();
+    }
+    let max = 0;
+    let first = 0;
+    for (let i = 0; i < sendTimes.length; i++) {
+      while ((sendTimes[i] as number) - (sendTimes[first] as number) >= 1000) first++;
+      max = Math.max(max, i - first + 1);
+    }
+    expect(max).toBeLessThanOrEqual(10);
+  });
+});

@@ -1,0 +1,344 @@
+// The benchmark suite: `npm run bench` prints a table, `npm run bench -- --json`
+// one JSON object with stable keys. Every figure is the median of several runs
+// taken in this one process run, next to its own baseline where it has one.
+import { execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { Builder } from 'flatbuffers';
+import { AgentSyncProtocol, Mode, Operation } from '../src/index.js';
+import { MockManager } from '../src/testing/index.js';
+import { DataValue } from '../src/wire/generated/wazuh/sync-schema/data-value.js';
+import { MessageEncoder, verifyMessage, WireOperation } from '../src/wire/index.js';
+import { changes, documentOf, INDEX, median, scratch, seconds } from './workload.js';
+
+const args = process.argv.slice(2);
+const json = args.includes('--json');
+const runsArg = args.find((a) => a.startsWith('--runs='));
+const RUNS = runsArg ? Number(runsArg.slice('--runs='.length)) : 3;
+const here = dirname(fileURLToPath(import.meta.url));
+const log = (message: string) => {
+  if (!json) process.stderr.write(`${message}\n`);
+};
+const noTransport = { start() {}, send() {} };
+
+function repeat(name: string, run: () => number): number {
+  const values: number[] = [];
+  for (let i = 0; i < RUNS; i++) values.push(run());
+  const value = median(values);
+  log(`  ${name}: ${values.map((v) => v.toFixed(1)).join(', ')} -> ${value.toFixed(1)}`);
+  return value;
+}
+
+async function repeatAsync(name: string, run: () => Promise<number>): Promise<number> {
+  const values: number[] = [];
+  for (let i = 0; i < RUNS; i++) values.push(await run());
+  const value = median(values);
+  log(`  ${name}: ${values.map((v) => v.toFixed(1)).join(', ')} -> ${value.toFixed(1)}`);
+  return value;
+}
+
+function withAgent<T>(fn: (agent: AgentSyncProtocol, dir: string) => T): T {
+  const { dir, dispose } = scratch();
+  const agent = new AgentSyncProtocol({
+    moduleName: 'bench',
+    dbPath: join(dir, 'q.db'),
+    transport: noTransport,
+  });
+  try {
+    return fn(agent, dir);
+  } finally {
+    void agent.close();
+    dispose();
+  }
+}
+
+// ---- persistence -------------------------------------------------------------------------
+const PERSIST_N = 50_000;
+const BATCH_N = 100_000;
+log('persistence (file database, WAL)');
+const singleItems = changes(0, PERSIST_N);
+const persist_single_per_s = repeat('persist_single_per_s', () =>
+  withAgent((agent) => {
+    const began = performance.now();
+    for (const c of singleItems) agent.persistDifference(c.id, c.operation, c.index, c.data);
+    return PERSIST_N / seconds(began);
+  }),
+);
+const coalesceItems = changes(0, PERSIST_N, Operation.Modify, 1);
+const coalesce_per_s = repeat('coalesce_per_s', () =>
+  withAgent((agent) => {
+    for (const c of singleItems) agent.persistDifference(c.id, c.operation, c.index, c.data);
+    const began = performance.now();
+    for (const c of coalesceItems) agent.persistDifference(c.id, c.operation, c.index, c.data);
+    return PERSIST_N / seconds(began);
+  }),
+);
+const batchItems = changes(0, BATCH_N);
+const persist_batch_per_s = repeat('persist_batch_per_s', () =>
+  withAgent((agent) => {
+    const began = performance.now();
+    agent.persistDifferences(batchItems);
+    return BATCH_N / seconds(began);
+  }),
+);
+const raw_sqlite_batch_per_s = repeat('raw_sqlite_batch_per_s', () => {
+  const { dir, dispose } = scratch();
+  const db = new Database(join(dir, 'raw.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.exec(
+    'CREATE TABLE queue (id TEXT PRIMARY KEY, idx TEXT NOT NULL, operation INTEGER NOT NULL, data TEXT NOT NULL)',
+  );
+  const insert = db.prepare('INSERT INTO queue (id, idx, operation, data) VALUES (?, ?, ?, ?)');
+  const began = performance.now();
+  db.transaction(() => {
+    for (const c of batchItems) insert.run(c.id, c.index, c.operation, c.data);
+  })();
+  const rate = BATCH_N / seconds(began);
+  db.close();
+  dispose();
+  return rate;
+});
+
+// ---- sync ---------------------------------------------------------------------------------
+const SYNC_N = 100_000;
+log(`sync of ${SYNC_N} queued items`);
+const sync_msgs_per_s = await repeatAsync('sync_msgs_per_s', async () => {
+  const { dir, dispose } = scratch();
+  const manager = new MockManager();
+  const agent = new AgentSyncProtocol({
+    moduleName: 'bench',
+    dbPath: join(dir, 'q.db'),
+    transport: manager.transport('bench'),
+  });
+  for (let from = 0; from < SYNC_N; from += 10_000) agent.persistDifferences(changes(from, 10_000));
+  const began = performance.now();
+  const result = await agent.synchronizeModule(Mode.Delta);
+  const rate = (SYNC_N + 2) / seconds(began);
+  if (!result.ok || manager.documents().length !== SYNC_N)
+    throw new Error(`sync failed: ${JSON.stringify(result)}`);
+  await agent.close();
+  await manager.close();
+  dispose();
+  return rate;
+});
+const raw_pipeline_msgs_per_s = repeat('raw_pipeline_msgs_per_s', () => {
+  const { dir, dispose } = scratch();
+  const db = new Database(join(dir, 'raw.db'));
+  db.pragma('journal_mode = WAL');
+  db.exec(
+    'CREATE TABLE queue (id TEXT PRIMARY KEY, idx TEXT NOT NULL, operation INTEGER NOT NULL, data TEXT NOT NULL)',
+  );
+  const insert = db.prepare('INSERT INTO queue (id, idx, operation, data) VALUES (?, ?, ?, ?)');
+  const fill = changes(0, SYNC_N);
+  db.transaction(() => {
+    for (const c of fill) insert.run(c.id, c.index, c.operation, c.data);
+  })();
+  const builder = new Builder(1024);
+  let sink = 0;
+  const noop = (bytes: Uint8Array) => {
+    sink += bytes.length;
+  };
+  const began = performance.now();
+  let seq = 0n;
+  for (const row of db
+    .prepare('SELECT id, idx, operation, data FROM queue ORDER BY rowid')
+    .iterate() as Iterable<{
+    id: string;
+    idx: string;
+    operation: number;
+    data: string;
+  }>) {
+    builder.clear();
+    const id = builder.createString(row.id);
+    const index = builder.createString(row.idx);
+    const data = builder.createString(row.data);
+    DataValue.startDataValue(builder);
+    DataValue.addSeq(builder, seq++);
+    DataValue.addSession(builder, 0x1234_5678_9abc_def0n);
+    DataValue.addOperation(
+      builder,
+      row.operation === 2 ? WireOperation.Delete : WireOperation.Upsert,
+    );
+    DataValue.addId(builder, id);
+    DataValue.addIndex(builder, index);
+    DataValue.addData(builder, data);
+    builder.finish(DataValue.endDataValue(builder));
+    noop(builder.asUint8Array());
+  }
+  const rate = SYNC_N / seconds(began);
+  if (sink === 0) throw new Error('nothing encoded');
+  db.close();
+  dispose();
+  return rate;
+});
+
+log('sync of 100,000 and 1,000,000 items in child processes (manager stand-in keeps nothing)');
+function childSync(count: number): { seconds: number; rssGrowthMiB: number } {
+  const { dir, dispose } = scratch();
+  const script = join(here, 'sync-scale.ts');
+  try {
+    execFileSync(process.execPath, [
+      '--import',
+      'tsx',
+      script,
+      'fill',
+      join(dir, 'q.db'),
+      String(count),
+    ]);
+    const out = execFileSync(process.execPath, [
+      '--expose-gc',
+      '--import',
+      'tsx',
+      script,
+      'sync',
+      join(dir, 'q.db'),
+      String(count),
+    ]);
+    return JSON.parse(out.toString().trim().split('\n').at(-1) as string);
+  } finally {
+    dispose();
+  }
+}
+const scale = { small: [] as number[], large: [] as number[], rss: [] as number[] };
+for (let i = 0; i < RUNS; i++) {
+  scale.small.push(childSync(100_000).seconds);
+  const large = childSync(1_000_000);
+  scale.large.push(large.seconds);
+  scale.rss.push(large.rssGrowthMiB);
+  log(
+    `  run ${i + 1}: 100k ${scale.small.at(-1)?.toFixed(2)} s, 1M ${large.seconds.toFixed(2)} s, RSS +${large.rssGrowthMiB.toFixed(1)} MiB`,
+  );
+}
+const sync_rss_growth_mib_1m = median(scale.rss);
+const sync_1m_over_100k_time_ratio = median(scale.large) / median(scale.small);
+
+// ---- WAL growth ---------------------------------------------------------------------------
+log('1,000,000 coalescing writes');
+const wal_mib_after_coalesce = withAgent((agent, dir) => {
+  const ids = 10_000;
+  const docs = Array.from({ length: ids }, (_, i) => documentOf(i, 1));
+  for (let n = 0; n < 1_000_000; n++) {
+    const i = n % ids;
+    agent.persistDifference(`pkg-${i}`, Operation.Modify, INDEX, docs[i] as string);
+  }
+  const mib = statSync(join(dir, 'q.db-wal')).size / 2 ** 20;
+  log(`  wal_mib_after_coalesce: ${mib.toFixed(1)}`);
+  return mib;
+});
+
+// ---- pacing -------------------------------------------------------------------------------
+log('pacing: maxEps 2000 over 10,000 messages');
+const eps = await (async () => {
+  const { dir, dispose } = scratch();
+  const manager = new MockManager();
+  const inner = manager.transport('bench');
+  const times: number[] = [];
+  const transport = {
+    start: () => inner.start(),
+    send: (message: Uint8Array, module: string) => {
+      times.push(performance.now());
+      return inner.send(message, module);
+    },
+    onResponse: (listener: (m: Uint8Array) => void) => inner.onResponse(listener),
+  };
+  const agent = new AgentSyncProtocol({
+    moduleName: 'bench',
+    dbPath: join(dir, 'q.db'),
+    transport,
+  });
+  agent.persistDifferences(changes(0, 9_998));
+  const result = await agent.synchronizeModule(Mode.Delta, { maxEps: 2000 });
+  if (!result.ok || times.length !== 10_000)
+    throw new Error(`paced sync failed: ${JSON.stringify(result)}`);
+  let windowMax = 0;
+  let first = 0;
+  for (let i = 0; i < times.length; i++) {
+    while ((times[i] as number) - (times[first] as number) >= 1000) first++;
+    windowMax = Math.max(windowMax, i - first + 1);
+  }
+  const achieved = (times.length - 1) / (((times.at(-1) as number) - (times[0] as number)) / 1000);
+  await agent.close();
+  await manager.close();
+  dispose();
+  log(`  eps_window_max: ${windowMax}, eps_achieved: ${achieved.toFixed(0)}`);
+  return { windowMax, achieved };
+})();
+
+// ---- codec --------------------------------------------------------------------------------
+log('codec');
+const CODEC_N = 200_000;
+const codecDoc = documentOf(7);
+const encoder = new MessageEncoder();
+const encode_msgs_per_s = repeat('encode_msgs_per_s', () => {
+  const began = performance.now();
+  for (let i = 0; i < CODEC_N; i++) {
+    encoder.dataValue(
+      BigInt(i),
+      0x1234_5678_9abc_def0n,
+      WireOperation.Upsert,
+      `pkg-${i}`,
+      INDEX,
+      codecDoc,
+    );
+  }
+  return CODEC_N / seconds(began);
+});
+const sample = encoder
+  .dataValue(42n, 0x1234_5678_9abc_def0n, WireOperation.Upsert, 'pkg-42', INDEX, codecDoc)
+  .slice();
+const verify_msgs_per_s = repeat('verify_msgs_per_s', () => {
+  const began = performance.now();
+  for (let i = 0; i < CODEC_N; i++) {
+    if (verifyMessage(sample) === null) throw new Error('sample does not verify');
+  }
+  return CODEC_N / seconds(began);
+});
+
+// ---- report -------------------------------------------------------------------------------
+const figures = {
+  persist_single_per_s,
+  persist_batch_per_s,
+  raw_sqlite_batch_per_s,
+  persist_batch_over_raw: persist_batch_per_s / raw_sqlite_batch_per_s,
+  coalesce_per_s,
+  sync_msgs_per_s,
+  raw_pipeline_msgs_per_s,
+  sync_over_raw_pipeline: sync_msgs_per_s / raw_pipeline_msgs_per_s,
+  sync_rss_growth_mib_1m,
+  sync_1m_over_100k_time_ratio,
+  wal_mib_after_coalesce,
+  eps_window_max: eps.windowMax,
+  eps_achieved: eps.achieved,
+  encode_msgs_per_s,
+  verify_msgs_per_s,
+};
+const targets: Partial<Record<keyof typeof figures, [string, (v: number) => boolean]>> = {
+  persist_single_per_s: ['>= 50000', (v) => v >= 50_000],
+  persist_batch_over_raw: ['>= 0.7', (v) => v >= 0.7],
+  sync_over_raw_pipeline: ['>= 0.6', (v) => v >= 0.6],
+  sync_rss_growth_mib_1m: ['<= 64', (v) => v <= 64],
+  sync_1m_over_100k_time_ratio: ['<= 12', (v) => v <= 12],
+  wal_mib_after_coalesce: ['<= 64', (v) => v <= 64],
+  eps_window_max: ['<= 2000', (v) => v <= 2000],
+  eps_achieved: ['>= 1900', (v) => v >= 1900],
+};
+
+if (json) {
+  console.log(
+    JSON.stringify(
+      Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Number(v.toFixed(3))])),
+    ),
+  );
+} else {
+  console.log(`\n${'figure'.padEnd(30)} ${'value'.padStart(14)}  target`);
+  for (const [name, value] of Object.entries(figures)) {
+    const target = targets[name as keyof typeof figures];
+    const shown = value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(2);
+    const verdict = target ? `${target[0]} ${target[1](value) ? 'ok' : 'MISSED'}` : '';
+    console.log(`${name.padEnd(30)} ${shown.padStart(14)}  ${verdict}`);
+  }
+  console.log(`\nmedian of ${RUNS} runs each; node ${process.version}, ${process.arch}`);
+}

@@ -1,0 +1,91 @@
+// The fixed workloads of the benchmark suite, shared by the main runner and its child process.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Change, type MQueueTransport, Operation } from '../src/index.js';
+import { MessageEncoder, MessageType, Status, verifyMessage } from '../src/wire/index.js';
+
+export const INDEX = 'wazuh-states-inventory-packages';
+
+/** A ~300-byte WCS-style package document; distinct per `i` and `rev`. */
+export function documentOf(i: number, rev = 0): string {
+  return JSON.stringify({
+    package: {
+      name: `libbench-${i}`,
+      version: `${1 + (i % 9)}.${rev}.${i % 97}-1`,
+      architecture: 'amd64',
+      type: 'deb',
+      size: 4096 + (i % 1000),
+      vendor: 'Debian Developers <debian-devel@lists.debian.org>',
+      description: 'benchmark package for agent-sync-protocol',
+    },
+    checksum: { hash: { sha1: (i * 2654435761 + rev).toString(16).padStart(40, '0').slice(-40) } },
+  });
+}
+
+export function changes(
+  from: number,
+  count: number,
+  operation = Operation.Create,
+  rev = 0,
+): Change[] {
+  return Array.from({ length: count }, (_, k) => ({
+    id: `pkg-${from + k}`,
+    operation,
+    index: INDEX,
+    data: documentOf(from + k, rev),
+  }));
+}
+
+/** A fresh directory, removed by the returned function. */
+export function scratch(): { dir: string; dispose: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'asp-bench-'));
+  return { dir, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * A manager stand-in that acknowledges sessions and counts data without
+ * keeping it, as a remote manager would look from the agent's process: used
+ * where the agent's own memory or time is measured.
+ */
+export class AckingTransport implements MQueueTransport {
+  received = 0;
+  private readonly encoder = new MessageEncoder();
+  private listener: ((message: Uint8Array) => void) | undefined;
+  private session = 1n;
+
+  start(): void {}
+
+  send(message: Uint8Array): void {
+    const type = verifyMessage(message);
+    if (type === MessageType.Start) {
+      this.session++;
+      this.answer(this.encoder.startAck(Status.Ok, this.session));
+    } else if (type === MessageType.End) {
+      this.answer(this.encoder.endAck(Status.Ok, this.session));
+    } else if (type === MessageType.DataValue) {
+      this.received++;
+    }
+  }
+
+  onResponse(listener: (message: Uint8Array) => void): void {
+    this.listener = listener;
+  }
+
+  private answer(bytes: Uint8Array): void {
+    const copy = bytes.slice();
+    setImmediate(() => this.listener?.(copy));
+  }
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+export function seconds(since: number): number {
+  return (performance.now() - since) / 1000;
+}

@@ -4,6 +4,7 @@ export { computeIndexChecksum } from './checksum.js';
 export { Mode } from './enums/mode.js';
 export { Operation } from './enums/operation.js';
 export type { AgentInfo } from './interfaces/agent-info.js';
+export type { Change } from './interfaces/change.js';
 export type { LevelLogger, LogFunction, Logger, LogLevel } from './interfaces/logger.js';
 export type { AgentSyncProtocolOptions, SyncOptions, SyncProgress } from './interfaces/options.js';
 export type {
@@ -13,7 +14,22 @@ export type {
   SyncResult,
   SyncSuccess,
 } from './interfaces/results.js';
+export type { SyncStats } from './interfaces/stats.js';
 export type { MQueueTransport } from './interfaces/transport.js';
 export { StorageError } from './queue/storage-error.js';
 export { type InProcessHandler, InProcessTransport } from './transports/in-process.js';
+export {
+  type TcpReconnectOptions,
+  TcpTransport,
+  type TcpTransportOptions,
+} from './transports/tcp-transport.js';
+export {
+  WazuhQueueTransport,
+  type WazuhQueueTransportOptions,
+} from './transports/wazuh-queue-transport.js';
+export {
+  type ResponseTarget,
+  WazuhResponseListener,
+  type WazuhResponseListenerOptions,
+} from './transports/wazuh-response-listener.js';
 export { MAX_DATAGRAM_BYTES } from './wire/framing.js';

@@ -13,3 +13,8 @@ export {
   type ResponseDelivery,
   type StoredDocument,
 } from './mock-manager.js';
+export {
+  MockManagerServer,
+  type MockManagerServerAddress,
+  type MockManagerServerOptions,
+} from './mock-manager-server.js';

@@ -1,0 +1,261 @@
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { LogFunction, Logger } from '../interfaces/logger.js';
+import { toLogFunction } from '../logging.js';
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  encodeFrame,
+  FrameReader,
+  parseQueueMessage,
+  syncPrefix,
+} from '../transports/stream-framing.js';
+import { MockManager, type MockManagerOptions, type ReplyFunction } from './mock-manager.js';
+
+export interface MockManagerServerOptions {
+  /** The manager to serve; it stays the caller's (`close()` leaves it open). Default: a new one. */
+  manager?: MockManager;
+  /** Options of the manager created when `manager` is not given. */
+  managerOptions?: MockManagerOptions;
+  /** Address of both listeners. Default `127.0.0.1`. */
+  host?: string;
+  /** TCP port of the protocol listener; 0 (default) picks a free one. */
+  port?: number;
+  /** TCP port of the HTTP endpoint; 0 (default) picks a free one. */
+  httpPort?: number;
+  /** Largest frame accepted from an agent; a longer one closes its connection. Default 65536 + 256. */
+  maxFrameBytes?: number;
+  /** Default: silent. */
+  logger?: Logger;
+}
+
+/** Where a started server listens. */
+export interface MockManagerServerAddress {
+  host: string;
+  port: number;
+  httpPort: number;
+}
+
+/** An agent that stops reading its answers is dropped beyond this much unsent data. */
+const MAX_UNSENT_BYTES = 16 * 1024 * 1024;
+
+interface Connection {
+  socket: Socket;
+  /** One reply function per module, so the manager's sessions route answers back here. */
+  replies: Map<string, ReplyFunction>;
+}
+
+/**
+ * A {@link MockManager} served over TCP (the framing of the `TcpTransport`:
+ * 4-byte little-endian length, then `s:<module>:<bytes>` in and
+ * `<module>_sync <bytes>` out), plus a small JSON endpoint over HTTP for
+ * tests in other processes: `GET /documents[?index=&agent=]`, `GET /stats`,
+ * `GET /health`. Each answer goes to the connection that started the session.
+ *
+ * Also available as the `agent-sync-mock-manager` command.
+ */
+export class MockManagerServer {
+  readonly manager: MockManager;
+  private readonly ownsManager: boolean;
+  private readonly host: string;
+  private readonly requestedPort: number;
+  private readonly requestedHttpPort: number;
+  private readonly maxFrameBytes: number;
+  private readonly log: LogFunction;
+  private readonly connections = new Set<Connection>();
+  private readonly prefixes = new Map<string, Uint8Array>();
+  private tcp: Server | undefined;
+  private http: ReturnType<typeof createHttpServer> | undefined;
+  private address: MockManagerServerAddress | undefined;
+  private starting: Promise<MockManagerServerAddress> | undefined;
+  private closed = false;
+
+  constructor(options: MockManagerServerOptions = {}) {
+    this.ownsManager = options.manager === undefined;
+    this.manager = options.manager ?? new MockManager(options.managerOptions);
+    this.host = options.host ?? '127.0.0.1';
+    this.requestedPort = options.port ?? 0;
+    this.requestedHttpPort = options.httpPort ?? 0;
+    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.log = toLogFunction(options.logger, 'mock-manager-server: ');
+  }
+
+  /** Open both listeners; resolves with the ports actually bound. */
+  start(): Promise<MockManagerServerAddress> {
+    if (this.closed) return Promise.reject(new Error('MockManagerServer is closed'));
+    this.starting ??= this.open().catch((error: unknown) => {
+      this.starting = undefined;
+      throw error;
+    });
+    return this.starting;
+  }
+
+  private async open(): Promise<MockManagerServerAddress> {
+    const tcp = createServer((socket) => this.accept(socket));
+    const http = createHttpServer((request, response) => this.handle(request, response));
+    try {
+      const port = await listen(tcp, this.requestedPort, this.host);
+      const httpPort = await listen(http, this.requestedHttpPort, this.host);
+      this.tcp = tcp;
+      this.http = http;
+      this.address = { host: this.host, port, httpPort };
+    } catch (error) {
+      tcp.close();
+      http.close();
+      throw error;
+    }
+    tcp.on('error', (error) => this.log('error', `server error: ${error.message}`));
+    this.log(
+      'info',
+      `listening on ${this.host}:${this.address.port}, HTTP ${this.address.httpPort}`,
+    );
+    return this.address;
+  }
+
+  /** TCP port of the protocol listener (after `start()`). */
+  get port(): number {
+    return this.started().port;
+  }
+
+  /** TCP port of the HTTP endpoint (after `start()`). */
+  get httpPort(): number {
+    return this.started().httpPort;
+  }
+
+  /** Open agent connections. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /**
+   * Stop both listeners and drop every connection (agents see the drop and
+   * reconnect to whatever listens next). Closes the manager only if this
+   * server created it. Final: to serve again, create a new server (it may
+   * serve the same manager).
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.starting?.catch(() => {});
+    this.starting = undefined;
+    const { tcp, http } = this;
+    this.tcp = undefined;
+    this.http = undefined;
+    this.address = undefined;
+    for (const connection of this.connections) connection.socket.destroy();
+    this.connections.clear();
+    const closing: Promise<void>[] = [];
+    if (tcp) closing.push(new Promise((resolve) => tcp.close(() => resolve())));
+    if (http) {
+      http.closeAllConnections();
+      closing.push(new Promise((resolve) => http.close(() => resolve())));
+    }
+    await Promise.all(closing);
+    if (this.ownsManager) await this.manager.close();
+  }
+
+  private started(): MockManagerServerAddress {
+    if (!this.address) throw new Error('MockManagerServer is not started');
+    return this.address;
+  }
+
+  private accept(socket: Socket): void {
+    const connection: Connection = { socket, replies: new Map() };
+    this.connections.add(connection);
+    socket.setNoDelay(true);
+    const reader = new FrameReader(this.maxFrameBytes);
+    const onFrame = (payload: Buffer) => this.receive(connection, payload);
+    socket.on('data', (chunk: Buffer) => {
+      const oversized = reader.push(chunk, onFrame);
+      if (oversized !== undefined) {
+        this.log('warn', `frame of ${oversized} bytes from an agent: connection closed`);
+        socket.destroy();
+      }
+    });
+    socket.on('error', (error) => this.log('debug', `connection error: ${error.message}`));
+    socket.on('close', () => this.connections.delete(connection));
+  }
+
+  private receive(connection: Connection, payload: Buffer): void {
+    const parsed = parseQueueMessage(payload);
+    if (parsed === undefined) {
+      this.log('warn', `ignored a frame of ${payload.length} bytes without an s:<module>: header`);
+      return;
+    }
+    const { moduleName, message } = parsed;
+    let reply = connection.replies.get(moduleName);
+    if (reply === undefined) {
+      reply = (response) => this.respond(connection.socket, moduleName, response);
+      connection.replies.set(moduleName, reply);
+    }
+    this.manager.receive(message, moduleName, reply);
+  }
+
+  private respond(socket: Socket, moduleName: string, response: Uint8Array): void {
+    if (socket.destroyed || !socket.writable) return;
+    if (socket.writableLength > MAX_UNSENT_BYTES) {
+      this.log('warn', `agent of '${moduleName}' does not read its answers: connection closed`);
+      socket.destroy();
+      return;
+    }
+    let prefix = this.prefixes.get(moduleName);
+    if (prefix === undefined) {
+      prefix = syncPrefix(moduleName);
+      this.prefixes.set(moduleName, prefix);
+    }
+    socket.write(encodeFrame(prefix, response));
+  }
+
+  private handle(request: IncomingMessage, response: ServerResponse): void {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      sendJson(response, 405, { error: 'method not allowed' });
+      return;
+    }
+    switch (url.pathname) {
+      case '/health':
+        sendJson(response, 200, { status: 'ok' });
+        return;
+      case '/stats':
+        sendJson(response, 200, {
+          ...this.manager.stats,
+          sessionCount: this.manager.sessionCount,
+          connections: this.connections.size,
+        });
+        return;
+      case '/documents': {
+        const index = url.searchParams.get('index') ?? undefined;
+        const agent = url.searchParams.get('agent');
+        let documents = this.manager.documents(index);
+        if (agent !== null) documents = documents.filter((doc) => doc.agentId === agent);
+        sendJson(response, 200, documents);
+        return;
+      }
+      default:
+        sendJson(response, 404, { error: `no such endpoint: ${url.pathname}` });
+    }
+  }
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  response.end(text);
+}
+
+/** Works for the HTTP server too: it is a net.Server. */
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}

@@ -1,6 +1,8 @@
 export { computeIndexChecksum } from '../checksum.js';
 export { type InProcessHandler, InProcessTransport } from '../transports/in-process.js';
+export { Status } from '../wire/index.js';
 export {
+  type AckType,
   type FaultAction,
   type FaultDirection,
   type FaultMessageType,

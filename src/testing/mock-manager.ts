@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { computeIndexChecksum } from '../checksum.js';
 import type { LogFunction, Logger, LogLevel } from '../interfaces/logger.js';
@@ -133,7 +134,7 @@ interface Item {
    * the session's arena (the sender reuses its buffer). Packing copies into
    * shared chunks costs far less per message than one small buffer each.
    */
-  chunk: Uint8Array | undefined;
+  chunk: Buffer | undefined;
   offset: number;
   length: number;
 }
@@ -151,7 +152,7 @@ interface Session {
   /** Keyed by seq, which is always below `size`. */
   items: Map<number, Item>;
   /** Current arena chunk for document copies, and how much of it is used. */
-  chunk: Uint8Array | undefined;
+  chunk: Buffer | undefined;
   chunkUsed: number;
   /** ChecksumModule checksums by index. */
   checksums: Map<string, string>;
@@ -178,11 +179,10 @@ interface Held {
   reply: ReplyFunction;
 }
 
-type AckType = 'StartAck' | 'EndAck';
+export type AckType = 'StartAck' | 'EndAck';
 type ResponseType = AckType | 'ReqRet';
 
 const DEFAULT_DELAY_MS = 10;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * An in-memory stand-in for the manager's inventory-sync module and its
@@ -569,7 +569,7 @@ export class MockManager {
       let chunk = session.chunk;
       if (chunk === undefined || chunk.length - session.chunkUsed < data.length) {
         const grown = chunk === undefined ? MIN_CHUNK : Math.min(chunk.length * 2, MAX_CHUNK);
-        chunk = new Uint8Array(Math.max(grown, data.length));
+        chunk = Buffer.allocUnsafe(Math.max(grown, data.length));
         session.chunk = chunk;
         session.chunkUsed = 0;
       }
@@ -677,8 +677,13 @@ export class MockManager {
       const item = session.items.get(seq) as Item;
       if (item.op === WireOperation.Upsert) {
         try {
-          const bytes = item.chunk?.subarray(item.offset, item.offset + item.length);
-          parsed[seq] = JSON.parse(utf8.decode(bytes));
+          const end = item.offset + item.length;
+          // Buffer's own decoding is much faster than TextDecoder for small documents; isUtf8
+          // keeps the strictness (invalid UTF-8 fails the session, as a real parser would).
+          if (item.chunk !== undefined && !isUtf8(item.chunk.subarray(item.offset, end))) {
+            throw new Error('invalid UTF-8');
+          }
+          parsed[seq] = JSON.parse(item.chunk?.toString('utf8', item.offset, end) ?? '');
         } catch (error) {
           this.report('error', `session ${id}: seq ${seq} is not valid JSON (${describe(error)})`);
           return false;

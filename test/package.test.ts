@@ -129,12 +129,16 @@ describe('the npm package', () => {
       .filter((f) => f.length > 0 && !f.endsWith('/'))
       .map((f) => f.replace(/^package\//, ''));
     const allowed = (f: string) =>
-      /^(dist|schemas|docs)\//.test(f) || f === 'README.md' || f === 'package.json';
+      /^(dist|schemas|docs)\//.test(f) ||
+      ['README.md', 'CHANGELOG.md', 'LICENSE', 'package.json'].includes(f);
     expect(files.filter((f) => !allowed(f))).toEqual([]);
     expect(files.filter((f) => f.startsWith('docs/api/'))).toEqual([]);
+    expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
     for (const expected of [
       'package.json',
       'README.md',
+      'CHANGELOG.md',
+      'LICENSE',
       'schemas/inventorySync.fbs',
       'dist/index.js',
       'dist/index.d.ts',

@@ -3,9 +3,11 @@ import { hostAgentInfo } from './agent/host-info.js';
 import { Mode } from './enums/mode.js';
 import type { Operation } from './enums/operation.js';
 import type { AgentInfo } from './interfaces/agent-info.js';
+import type { Change } from './interfaces/change.js';
 import type { LogFunction } from './interfaces/logger.js';
 import type { AgentSyncProtocolOptions, SyncOptions } from './interfaces/options.js';
 import type { IntegrityCheckResult, SyncFailureReason, SyncResult } from './interfaces/results.js';
+import type { SyncStats } from './interfaces/stats.js';
 import { toLogFunction } from './logging.js';
 import { PersistentQueue, RecoveryBuffer, type SyncRow } from './queue/index.js';
 import {
@@ -19,6 +21,20 @@ import { errorMessage, SyncError } from './session/sync-error.js';
 import { TransportLink } from './transports/transport-link.js';
 import { decodeManagerResponse } from './wire/decode.js';
 import { Status, WireMode } from './wire/index.js';
+
+const FAILURE_REASONS: readonly SyncFailureReason[] = [
+  'invalid-mode',
+  'queue-unavailable',
+  'send-failed',
+  'timeout',
+  'manager-error',
+  'manager-offline',
+  'retransmit-invalid',
+  'aborted',
+  'busy',
+  'closed',
+  'storage',
+];
 
 const DEFAULTS = {
   timeoutMs: 30_000,
@@ -49,6 +65,15 @@ export class AgentSyncProtocol {
   private readonly recovery = new RecoveryBuffer();
   private readonly validator: ChangeValidator;
   private readonly driver: SessionDriver;
+  private readonly link: TransportLink;
+  private readonly outcomes = {
+    ok: 0,
+    retransmitted: 0,
+    failed: Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<
+      SyncFailureReason,
+      number
+    >,
+  };
   private readonly log: LogFunction;
   private readonly syncDefaults: Omit<SyncOptions, 'signal' | 'onProgress'>;
   private readonly metadata: StartMetadata;
@@ -56,6 +81,12 @@ export class AgentSyncProtocol {
   private running: { controller: AbortController; done: Promise<unknown> } | undefined;
   private closed = false;
   private closing: Promise<void> | undefined;
+  /**
+   * Reliability fix: recording a sync's end failed (the database was locked or full just then;
+   * the sync resolved 'storage'), so its take is still active and take() would refuse every
+   * later sync of this instance. The next sync finishes it first. (A reopen does it too.)
+   */
+  private unfinishedTake = false;
 
   constructor(options: AgentSyncProtocolOptions) {
     if (options === null || typeof options !== 'object') {
@@ -82,11 +113,8 @@ export class AgentSyncProtocol {
     this.metadata = toStartMetadata({ ...hostAgentInfo(), ...definedFields(options.agentInfo) });
     this.validator = new ChangeValidator(moduleName);
     this.queue = new PersistentQueue(dbPath, { busyTimeoutMs: options.busyTimeoutMs ?? 5000 });
-    this.driver = new SessionDriver(
-      new TransportLink(transport, moduleName, this.log),
-      () => this.metadata,
-      this.log,
-    );
+    this.link = new TransportLink(transport, moduleName, this.log);
+    this.driver = new SessionDriver(this.link, () => this.metadata, this.log);
     transport.onResponse?.((message) => {
       this.parseResponseBuffer(message);
     });
@@ -101,6 +129,30 @@ export class AgentSyncProtocol {
     this.assertOpen();
     this.validator.validate(id, operation, index, data);
     this.queue.persist(id, operation, index, data);
+  }
+
+  /**
+   * Queue many changes in one transaction, with the same checks and coalescing
+   * as `persistDifference` applied in order. All or nothing: when any item is
+   * rejected (the error names its position) or SQLite fails, nothing is stored.
+   */
+  persistDifferences(changes: readonly Change[]): void {
+    this.assertOpen();
+    if (!Array.isArray(changes))
+      throw new TypeError('changes must be an array of { id, operation, index, data }');
+    for (let i = 0; i < changes.length; i++) {
+      const change = changes[i];
+      try {
+        if (change === null || typeof change !== 'object') {
+          throw new TypeError('must be an object { id, operation, index, data }');
+        }
+        this.validator.validate(change.id, change.operation, change.index, change.data);
+      } catch (error) {
+        const Type = error instanceof RangeError ? RangeError : TypeError;
+        throw new Type(`changes[${i}]: ${(error as Error).message}`);
+      }
+    }
+    this.queue.persistMany(changes);
   }
 
   /** Keep a change in memory for the next Full sync (a recovery); coalesced by id. */
@@ -124,9 +176,11 @@ export class AgentSyncProtocol {
    */
   async synchronizeModule(mode: Mode, options: SyncOptions = {}): Promise<SyncResult> {
     if (mode !== Mode.Full && mode !== Mode.Delta) {
-      return fail(
-        'invalid-mode',
-        `synchronizeModule takes Mode.Full or Mode.Delta, got ${Mode[mode] ?? mode}`,
+      return this.record(
+        fail(
+          'invalid-mode',
+          `synchronizeModule takes Mode.Full or Mode.Delta, got ${Mode[mode] ?? mode}`,
+        ),
       );
     }
     return this.exclusive(options, async (session) => {
@@ -148,6 +202,12 @@ export class AgentSyncProtocol {
           this.recovery.clear();
         }
       }
+      if (this.unfinishedTake) {
+        // The last sync could not record its end: finish its take now, as a failure that may
+        // have reached the manager (its rows are sent again).
+        this.queue.complete(false, true);
+        this.unfinishedTake = false;
+      }
       const taken = this.queue.take();
       if (taken.size === 0) {
         this.queue.complete(true);
@@ -165,8 +225,16 @@ export class AgentSyncProtocol {
           session,
         );
       } finally {
-        // Even when the run threw (it should not), rows go back to Pending.
-        this.queue.complete(outcome?.ok === true);
+        // Even when the run threw (it should not), rows go back to Pending. Reliability fix: a
+        // failure after the start stage may follow an indexing (lost or forced EndAck, close
+        // while waiting), so the queue must not treat the taken rows as unseen creations.
+        const dataSent = outcome === undefined || outcome.ok || outcome.stage !== 'start';
+        try {
+          this.queue.complete(outcome?.ok === true, dataSent);
+        } catch (error) {
+          this.unfinishedTake = true;
+          throw error;
+        }
       }
       return toSyncResult(outcome);
     });
@@ -216,9 +284,11 @@ export class AgentSyncProtocol {
   /** MetadataDelta, MetadataCheck, GroupDelta or GroupCheck: Start, StartAck, End, EndAck; no data. */
   async synchronizeMetadataOrGroups(mode: Mode, options: SyncOptions = {}): Promise<SyncResult> {
     if (!METADATA_MODES.has(mode)) {
-      return fail(
-        'invalid-mode',
-        `synchronizeMetadataOrGroups takes MetadataDelta, MetadataCheck, GroupDelta or GroupCheck, got ${Mode[mode] ?? mode}`,
+      return this.record(
+        fail(
+          'invalid-mode',
+          `synchronizeMetadataOrGroups takes MetadataDelta, MetadataCheck, GroupDelta or GroupCheck, got ${Mode[mode] ?? mode}`,
+        ),
       );
     }
     return this.exclusive(options, async (session) =>
@@ -245,6 +315,19 @@ export class AgentSyncProtocol {
     }
     this.driver.deliver(response);
     return true;
+  }
+
+  /** Counters since this instance was created; `queueDepth` is read from the queue now. */
+  get stats(): SyncStats {
+    this.assertOpen();
+    return {
+      syncsOk: this.outcomes.ok,
+      syncsFailed: { ...this.outcomes.failed },
+      messagesSent: this.link.counters.messages,
+      bytesSent: this.link.counters.bytes,
+      retransmitted: this.outcomes.retransmitted,
+      queueDepth: this.queue.pendingCount(),
+    };
   }
 
   /** Number of changes waiting in the persistent queue. */
@@ -289,7 +372,7 @@ export class AgentSyncProtocol {
     body: (session: SessionOptions) => Promise<SyncResult>,
   ): Promise<SyncResult> {
     if (this.closed) return fail('closed', `AgentSyncProtocol '${this.moduleName}' is closed`);
-    if (this.running) return fail('busy', 'another sync of this module is running');
+    if (this.running) return this.record(fail('busy', 'another sync of this module is running'));
     let resolved: SessionOptions;
     const controller = new AbortController();
     try {
@@ -307,7 +390,7 @@ export class AgentSyncProtocol {
     })();
     this.running = { controller, done };
     try {
-      const result = await done;
+      const result = this.record(await done);
       if (result.ok)
         this.log('info', `sync ok: ${result.sent} sent, ${result.retransmitted} retransmitted`);
       else if (result.reason !== 'closed')
@@ -316,6 +399,17 @@ export class AgentSyncProtocol {
     } finally {
       this.running = undefined;
     }
+  }
+
+  /** Count a sync's outcome in `stats`. */
+  private record(result: SyncResult): SyncResult {
+    if (result.ok) {
+      this.outcomes.ok++;
+      this.outcomes.retransmitted += result.retransmitted;
+    } else {
+      this.outcomes.failed[result.reason]++;
+    }
+    return result;
   }
 
   private resolveOptions(options: SyncOptions, closeSignal: AbortSignal): SessionOptions {

@@ -2,6 +2,7 @@ import { closeSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { Operation } from '../enums/operation.js';
+import type { Change } from '../interfaces/change.js';
 import { StorageError } from './storage-error.js';
 
 /** Where a row stands with respect to the sync session. */
@@ -25,12 +26,7 @@ export enum CreateStatus {
 }
 
 /** One change to queue, as given to {@link PersistentQueue.persistMany}. */
-export interface QueueChange {
-  id: string;
-  operation: Operation;
-  index: string;
-  data: string;
-}
+export type QueueChange = Change;
 
 /** A row of the active take (or of a {@link RecoveryBuffer} snapshot), as streamed to the manager. */
 export interface SyncRow {
@@ -183,6 +179,12 @@ const SQL = {
   failureDelete: `DELETE FROM persistent_queue
     WHERE updated = 1 AND operation = ${DELETE} AND create_status = ${NEW_DELETED}`,
   failureRequeue: 'UPDATE persistent_queue SET updated = 0 WHERE updated = 1',
+  // Reliability fix: a failed sync whose data went out may still have been indexed (the EndAck
+  // was lost, forced to Error/Offline after indexing, the process died waiting for it...), so
+  // its rows are no longer creations the manager never saw: a later Delete must be sent, not
+  // dropped (test/reliability/model.test.ts found the resurrection). Touches New rows only.
+  failureSeen: `UPDATE persistent_queue SET create_status = ${EXISTING}
+    WHERE ord <= ${TAKE_END} AND create_status <> ${EXISTING}`,
   pendingCount: `SELECT count(*) FROM persistent_queue WHERE ord > ${TAKE_END}`,
   size: 'SELECT count(*) FROM persistent_queue',
   inspect: `SELECT q.id, q.idx AS "index", q.data, q.operation,
@@ -195,6 +197,9 @@ const SQL = {
 
 type Statement = Database.Statement<unknown[], unknown>;
 
+/** A readSeqs row in raw mode: seq, id, index, data, operation. */
+type RawSyncRow = [number, string, string, string, Operation];
+
 type Statements = { [K in keyof typeof SQL]: Statement };
 
 interface Connection {
@@ -202,7 +207,7 @@ interface Connection {
   s: Statements;
   persistMany: Database.Transaction<(items: readonly QueueChange[]) => void>;
   take: Database.Transaction<() => TakeResult>;
-  complete: Database.Transaction<(success: boolean) => void>;
+  complete: Database.Transaction<(success: boolean, dataSent: boolean) => void>;
 }
 
 /**
@@ -239,7 +244,8 @@ export class PersistentQueue {
       handle.transaction(() => handle.exec(SCHEMA)).immediate();
       handle.exec(TEMP_SCHEMA);
       this.conn = prepare(handle);
-      this.conn.complete.immediate(false); // crash recovery: a take left behind failed
+      // Crash recovery: a take left behind failed, and its data may have reached the manager.
+      this.conn.complete.immediate(false, true);
     } catch (err) {
       this.conn = undefined;
       try {
@@ -295,7 +301,14 @@ export class PersistentQueue {
     const { s } = this.live('read the active take');
     if (limit <= 0 || toSeq < fromSeq) return [];
     try {
-      return s.readSeqs.all(fromSeq + 1, toSeq + 1, limit) as SyncRow[];
+      // Raw rows (arrays) cost about half of better-sqlite3's row objects; build ours instead.
+      const rows = s.readSeqs.all(fromSeq + 1, toSeq + 1, limit) as RawSyncRow[];
+      const out: SyncRow[] = new Array(rows.length);
+      for (let i = 0; i < rows.length; i++) {
+        const [seq, id, index, data, operation] = rows[i] as RawSyncRow;
+        out[i] = { seq, id, index, data, operation };
+      }
+      return out;
     } catch (err) {
       throw this.wrap('read the active take', err);
     }
@@ -303,13 +316,15 @@ export class PersistentQueue {
 
   /**
    * Ends the active take. Success drops the rows the manager now has and requeues those changed
-   * meanwhile (as Existing); failure requeues everything except rows created before and deleted
-   * during the sync. No-op without an active take.
+   * meanwhile (as Existing). Failure requeues everything; with `dataSent` (some of the take may
+   * have reached the manager, which may have indexed it) the taken rows become Existing, so a
+   * later Delete is sent; without it (the sync failed before sending any item) rows created
+   * before and deleted during the sync are dropped. No-op without an active take.
    */
-  complete(success: boolean): void {
+  complete(success: boolean, dataSent = false): void {
     const o = this.live('complete the take');
     try {
-      o.complete.immediate(success);
+      o.complete.immediate(success, dataSent);
     } catch (err) {
       throw this.wrap('complete the take', err);
     }
@@ -345,6 +360,26 @@ export class PersistentQueue {
       return s.inspect.all() as QueueEntry[];
     } catch (err) {
       throw this.wrap('inspect', err);
+    }
+  }
+
+  /**
+   * Test hook for the disk-full path: caps the database at `pages` pages (SQLite's
+   * max_page_count, for this connection only), so that a write needing more fails with
+   * SQLITE_FULL ("database or disk is full") exactly as on a full disk. SQLite never sets the cap
+   * below the current size; no argument lifts it. Returns the cap in effect.
+   */
+  setMaxPageCount(pages?: number): number {
+    const { db } = this.live('set the page cap');
+    // 0xfffffffe is SQLite's own ceiling (SQLITE_MAX_PAGE_COUNT); larger values are clamped.
+    const cap = pages === undefined ? 0xfffffffe : pages;
+    if (!Number.isInteger(cap) || cap < 1) {
+      throw new RangeError(`pages must be a positive integer, got ${pages}`);
+    }
+    try {
+      return db.pragma(`max_page_count = ${cap}`, { simple: true }) as number;
+    } catch (err) {
+      throw this.wrap('set the page cap', err);
     }
   }
 
@@ -407,6 +442,7 @@ function prepare(db: Database.Database): Connection {
   ]) {
     stmt.pluck();
   }
+  s.readSeqs.raw();
 
   const persistMany = db.transaction((items: readonly QueueChange[]) => {
     for (const item of items) apply(s, item.id, item.operation, item.index, item.data);
@@ -421,12 +457,13 @@ function prepare(db: Database.Database): Connection {
     s.setTakeEnd.run();
     return { size, indices: indices.sort() };
   });
-  const complete = db.transaction((success: boolean) => {
+  const complete = db.transaction((success: boolean, dataSent: boolean) => {
     if ((s.takeEnd.get() as number) === 0) return; // nothing taken: spare the write
     if (success) {
       completeSuccess(s);
     } else {
-      s.failureDelete.run();
+      if (dataSent) s.failureSeen.run();
+      else s.failureDelete.run();
       s.failureRequeue.run();
     }
     s.clearTake.run();

@@ -14,6 +14,8 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
  */
 export class TransportLink {
   private started = false;
+  /** Messages and bytes the transport accepted, over the link's life. */
+  readonly counters = { messages: 0, bytes: 0 };
 
   constructor(
     private readonly transport: MQueueTransport,
@@ -35,16 +37,24 @@ export class TransportLink {
   /** Send one message. Throws (or rejects with) SyncError('send-failed'). */
   send(message: Uint8Array): void | Promise<void> {
     let result: void | Promise<void>;
+    const length = message.length;
     try {
       result = this.transport.send(message, this.moduleName);
     } catch (error) {
       return this.resend(message, error);
     }
     if (isPromiseLike(result)) {
-      return Promise.resolve(result).then(undefined, (error: unknown) =>
-        this.resend(message, error),
+      return Promise.resolve(result).then(
+        () => this.count(length),
+        (error: unknown) => this.resend(message, error),
       );
     }
+    this.count(length);
+  }
+
+  private count(bytes: number): void {
+    this.counters.messages++;
+    this.counters.bytes += bytes;
   }
 
   private async resend(message: Uint8Array, firstError: unknown): Promise<void> {
@@ -54,6 +64,7 @@ export class TransportLink {
       await this.transport.start();
       this.started = true;
       await this.transport.send(message, this.moduleName);
+      this.count(message.length);
     } catch (error) {
       throw new SyncError('send-failed', `send failed after re-opening: ${errorMessage(error)}`);
     }

@@ -249,12 +249,15 @@ describe('PersistentQueue.readSeqs', () => {
 describe('PersistentQueue crash recovery', () => {
   const tmp = useTempDir();
 
-  it('reopening puts an interrupted take back to Pending and drops created-then-deleted rows', () => {
+  it('reopening puts an interrupted take back to Pending, keeping deletes the manager may need', () => {
+    // The process may have died after the manager indexed the take (End sent, EndAck not yet
+    // read), so a row created before and deleted during the sync must still send its Delete:
+    // dropping it (the reference's case 8) could leave the document on the manager for ever.
     const path = tmp.dbPath();
     const q = new PersistentQueue(path);
     q.persistMany([change('keep', C), change('gone', C), change('mod', M), change('del', M)]);
     q.take();
-    q.persist('gone', D, 'idx-a', '{}'); // case 8: New, deleted during the sync
+    q.persist('gone', D, 'idx-a', '{}');
     q.persist('mod', M, 'idx-a', 'mod2');
     q.persist('del', D, 'idx-a', '{}');
     q.persist('late', C, 'idx-a', '{}');
@@ -263,7 +266,8 @@ describe('PersistentQueue crash recovery', () => {
     const reopened = tmp.open(path);
     const entries = reopened.inspect();
     expect(entries.map((e) => [e.id, e.operation, e.data, e.createStatus])).toEqual([
-      ['keep', C, '{"id":"keep"}', CreateStatus.New],
+      ['keep', C, '{"id":"keep"}', CreateStatus.Existing],
+      ['gone', D, '{}', CreateStatus.Existing],
       ['mod', M, 'mod2', CreateStatus.Existing],
       ['del', D, '{}', CreateStatus.Existing],
       ['late', C, '{}', CreateStatus.New],
@@ -275,8 +279,18 @@ describe('PersistentQueue crash recovery', () => {
         seq: null,
       });
     }
-    expect(reopened.pendingCount()).toBe(4);
-    expect(reopened.take().size).toBe(4);
+    expect(reopened.pendingCount()).toBe(5);
+    expect(reopened.take().size).toBe(5);
+  });
+
+  it('a failed take whose data never left drops rows created before and deleted during it', () => {
+    const path = tmp.dbPath();
+    const q = tmp.open(path);
+    q.persistMany([change('keep', C), change('gone', C)]);
+    q.take();
+    q.persist('gone', D, 'idx-a', '{}'); // case 8: New, deleted during the sync
+    q.complete(false, false);
+    expect(q.inspect().map((e) => [e.id, e.createStatus])).toEqual([['keep', CreateStatus.New]]);
   });
 
   it('keeps every committed change across close and reopen', () => {

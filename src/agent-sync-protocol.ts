@@ -225,16 +225,8 @@ export class AgentSyncProtocol {
           session,
         );
       } finally {
-        // Even when the run threw (it should not), rows go back to Pending. Reliability fix: a
-        // failure after the start stage may follow an indexing (lost or forced EndAck, close
-        // while waiting), so the queue must not treat the taken rows as unseen creations.
-        const dataSent = outcome === undefined || outcome.ok || outcome.stage !== 'start';
-        try {
-          this.queue.complete(outcome?.ok === true, dataSent);
-        } catch (error) {
-          this.unfinishedTake = true;
-          throw error;
-        }
+        // Even when the run threw (it should not), rows go back to Pending.
+        this.completeTake(outcome);
       }
       return toSyncResult(outcome);
     });
@@ -398,6 +390,22 @@ export class AgentSyncProtocol {
       return result;
     } finally {
       this.running = undefined;
+    }
+  }
+
+  /**
+   * End the queue's take after a Delta session. A failure after the start stage may follow an
+   * indexing (lost or forced EndAck, close while waiting), so the queue must not treat the
+   * taken rows as unseen creations. When the queue cannot record the end (disk full, I/O
+   * error), the next sync finishes the take first.
+   */
+  private completeTake(outcome: SessionOutcome | undefined): void {
+    const dataSent = outcome === undefined || outcome.ok || outcome.stage !== 'start';
+    try {
+      this.queue.complete(outcome?.ok === true, dataSent);
+    } catch (error) {
+      this.unfinishedTake = true;
+      throw error;
     }
   }
 

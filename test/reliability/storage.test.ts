@@ -1,0 +1,623 @@
+// Storage faults: a database locked by another process, a full disk, a read-only file or
+// directory, a missing directory, corrupt files. Each must surface as a clear error from the call
+// that hit it (StorageError, or a SyncResult with reason 'storage'), keep what was stored, and
+// leave an instance that works again once the fault is gone. New files are owner-only.
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { AgentSyncProtocol } from '../../src/agent-sync-protocol.js';
+import { Mode } from '../../src/enums/mode.js';
+import { Operation } from '../../src/enums/operation.js';
+import type { SyncResult } from '../../src/interfaces/results.js';
+import { PersistentQueue } from '../../src/queue/persistent-queue.js';
+import { StorageError } from '../../src/queue/storage-error.js';
+import { MockManager } from '../../src/testing/mock-manager.js';
+import { AGENT_ID, HookTransport, INDEX, MODULE, managerDocuments, show } from './support.js';
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+
+const cleanup: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const task of cleanup.splice(0).reverse()) await task();
+});
+
+const faults: Record<string, number> = {};
+const count = (what: string) => {
+  faults[what] = (faults[what] ?? 0) + 1;
+};
+afterAll(() => console.log(`storage: faults exercised ${show(faults)}`));
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'reliability-storage-'));
+  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function open(dbPath: string, manager = new MockManager(), busyTimeoutMs?: number) {
+  const transport = new HookTransport(manager.transport(MODULE));
+  const agent = new AgentSyncProtocol({
+    moduleName: MODULE,
+    dbPath,
+    transport,
+    agentInfo: { id: AGENT_ID },
+    ...(busyTimeoutMs === undefined ? {} : { busyTimeoutMs }),
+  });
+  cleanup.push(() => agent.close());
+  cleanup.push(() => manager.close());
+  return { agent, manager, transport };
+}
+
+const doc = (id: string, v: number | string = 1) => JSON.stringify({ id, v });
+
+/** What a call threw, or undefined. */
+function thrown(call: () => unknown): unknown {
+  try {
+    call();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
+/** The agent's queue (private): the full-disk test caps its pages through a test hook. */
+function queueOf(agent: AgentSyncProtocol): PersistentQueue {
+  const queue = (agent as unknown as { queue: unknown }).queue;
+  if (!(queue instanceof PersistentQueue)) throw new Error('AgentSyncProtocol.queue moved');
+  return queue;
+}
+
+// ---- another process holding the lock ---------------------------------------------------------
+
+interface Holder {
+  child: ChildProcessWithoutNullStreams;
+  /** Resolves when the child printed `line`. */
+  line(line: string): Promise<void>;
+}
+
+function lockHolder(dbPath: string, holdMs: number, onSignal = false): Holder {
+  const args = ['--import', 'tsx', fixture('lock-holder.ts'), dbPath, String(holdMs)];
+  if (onSignal) args.push('on-signal');
+  const child = spawn(process.execPath, args, { cwd: REPO });
+  let out = '';
+  let err = '';
+  const waiters: { line: string; resolve: () => void }[] = [];
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
+    out += chunk;
+    for (const w of waiters.splice(0)) {
+      if (out.split('\n').includes(w.line)) w.resolve();
+      else waiters.push(w);
+    }
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  cleanup.push(async () => {
+    child.kill('SIGKILL');
+    await exited;
+  });
+  return {
+    child,
+    line: (line) =>
+      new Promise((resolve, reject) => {
+        if (out.split('\n').includes(line)) resolve();
+        else waiters.push({ line, resolve });
+        exited.then(() =>
+          out.split('\n').includes(line)
+            ? resolve()
+            : reject(new Error(`lock holder exited before '${line}': ${err}`)),
+        );
+      }),
+  };
+}
+
+describe('a database locked by another process', () => {
+  it('waits out a lock shorter than the busy timeout (open, persist and sync)', async () => {
+    const path = join(tempDir(), 'queue.db');
+    const { agent, manager } = open(path, new MockManager(), 5000);
+    agent.persistDifference('a', Operation.Create, INDEX, doc('a'));
+
+    let holder = lockHolder(path, 1000);
+    await holder.line('locked');
+    let started = Date.now();
+    agent.persistDifference('b', Operation.Create, INDEX, doc('b'));
+    const persistWaited = Date.now() - started;
+    await holder.line('released');
+    count('lock waited out');
+
+    holder = lockHolder(path, 1000);
+    await holder.line('locked');
+    started = Date.now();
+    const result = await agent.synchronizeModule(Mode.Delta, { timeoutMs: 5000 });
+    const syncWaited = Date.now() - started;
+    count('lock waited out');
+
+    holder = lockHolder(path, 1000);
+    await holder.line('locked');
+    started = Date.now();
+    const second = open(path, new MockManager(), 5000);
+    const openWaited = Date.now() - started;
+    count('lock waited out');
+
+    expect(result).toMatchObject({ ok: true, sent: 2 });
+    expect(Object.keys(managerDocuments(manager))).toEqual(['a', 'b']);
+    // Loose: it did wait (the holder had the lock for up to 1 s), and did not give up.
+    for (const waited of [persistWaited, syncWaited, openWaited]) {
+      expect(waited).toBeGreaterThan(50);
+      expect(waited).toBeLessThan(4000);
+    }
+    expect(second.agent.pendingCount).toBe(0);
+  });
+
+  it('past the busy timeout: a StorageError or a storage result from the call, then works again', async () => {
+    const path = join(tempDir(), 'queue.db');
+    const { agent, manager } = open(path, new MockManager(), 300);
+    agent.persistDifference('a', Operation.Create, INDEX, doc('a'));
+    agent.persistDifference('b', Operation.Create, INDEX, doc('b'));
+
+    const holder = lockHolder(path, 3000);
+    await holder.line('locked');
+    const started = Date.now();
+    const error = thrown(() => agent.persistDifference('c', Operation.Create, INDEX, doc('c')));
+    const waited = Date.now() - started;
+    expect(error).toBeInstanceOf(StorageError);
+    expect((error as Error).message).toMatch(/cannot persist a change: .*locked/);
+    expect((error as Error).message).toMatch(/another connection for more than 300 ms/);
+    expect(((error as Error).cause as { code: string }).code).toMatch(/^SQLITE_BUSY/);
+    expect(waited).toBeGreaterThan(150);
+    count('lock: persist');
+
+    // Reads still work in WAL mode; nothing was lost or half-written.
+    expect(agent.pendingCount).toBe(2);
+    const result = await agent.synchronizeModule(Mode.Delta, { timeoutMs: 5000 });
+    expect(result).toMatchObject({ ok: false, reason: 'storage' });
+    expect((result as { message: string }).message).toMatch(/cannot take: .*more than 300 ms/);
+    count('lock: sync');
+    const opening = thrown(() => open(path, new MockManager(), 300));
+    expect(opening).toBeInstanceOf(StorageError);
+    expect((opening as Error).message).toMatch(/cannot open .*queue\.db: .*more than 300 ms/);
+    count('lock: open');
+
+    await holder.line('released');
+    agent.persistDifference('c', Operation.Create, INDEX, doc('c'));
+    expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true, sent: 3 });
+    expect(managerDocuments(manager)).toEqual({
+      a: { id: 'a', v: 1 },
+      b: { id: 'b', v: 1 },
+      c: { id: 'c', v: 1 },
+    });
+  });
+
+  it('a lock taken while a sync waits for EndAck: storage result, and the next sync sends it all', async () => {
+    const path = join(tempDir(), 'queue.db');
+    const manager = new MockManager();
+    const { agent, transport } = open(path, manager, 300);
+    for (const id of ['a', 'b', 'c']) agent.persistDifference(id, Operation.Create, INDEX, doc(id));
+    // The manager indexes at End; its EndAck comes back 1 s later, while another process
+    // holds the write lock, so recording the success fails.
+    manager.inject({ direction: 'to-agent', type: 'EndAck', action: 'delay', delayMs: 1000 });
+    const holder = lockHolder(path, 2000, true);
+    await holder.line('ready');
+    transport.hook = (message, when) => {
+      if (message.type === 'End' && when === 'after') holder.child.stdin.write('lock\n');
+    };
+    const first = await agent.synchronizeModule(Mode.Delta, { timeoutMs: 5000 });
+    transport.hook = undefined;
+    expect(first).toMatchObject({ ok: false, reason: 'storage' });
+    expect((first as { message: string }).message).toMatch(/cannot complete the take/);
+    count('lock: completing a sync');
+
+    await holder.line('released');
+    agent.persistDifference('a', Operation.Delete, INDEX, doc('a', 2));
+    agent.persistDifference('d', Operation.Create, INDEX, doc('d'));
+    const next = await agent.synchronizeModule(Mode.Delta, { timeoutMs: 5000 });
+    expect(next, show(next)).toMatchObject({ ok: true });
+    expect(agent.pendingCount).toBe(0);
+    expect(managerDocuments(manager)).toEqual({
+      b: { id: 'b', v: 1 },
+      c: { id: 'c', v: 1 },
+      d: { id: 'd', v: 1 },
+    });
+  });
+});
+
+describe('a full disk (SQLite max_page_count caps the file)', () => {
+  it('persist and sync fail with a clear error, lose nothing, and work again once space is freed', async () => {
+    const path = join(tempDir(), 'queue.db');
+    const { agent, manager } = open(path);
+    const queue = queueOf(agent);
+    const big = (id: string, v: number) => JSON.stringify({ id, v, pad: 'x'.repeat(600) });
+    const model = new Map<string, string>();
+    for (let i = 0; i < 20; i++) {
+      agent.persistDifference(`s${i}`, Operation.Create, INDEX, big(`s${i}`, 1));
+      model.set(`s${i}`, big(`s${i}`, 1));
+    }
+    expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true, sent: 20 });
+    for (let i = 0; i < 10; i++) {
+      agent.persistDifference(`p${i}`, Operation.Create, INDEX, big(`p${i}`, 1));
+      model.set(`p${i}`, big(`p${i}`, 1));
+    }
+    // Many small pending rows: numbering them for a sync needs pages of its own.
+    for (let i = 0; i < 400; i++) {
+      agent.persistDifference(`m${i}`, Operation.Create, INDEX, doc(`m${i}`));
+      model.set(`m${i}`, doc(`m${i}`));
+    }
+
+    // The disk fills: the cap is the current size (SQLite never sets it lower).
+    const cap = queue.setMaxPageCount(1);
+    let error: unknown;
+    let n = 0;
+    for (; n < 500 && error === undefined; n++) {
+      const before = queue.inspect();
+      error = thrown(() =>
+        agent.persistDifference(`f${n}`, Operation.Create, INDEX, big(`f${n}`, 1)),
+      );
+      if (error === undefined) model.set(`f${n}`, big(`f${n}`, 1));
+      else expect(queue.inspect()).toEqual(before); // the failing call left the queue as it was
+    }
+    expect(error, `no failure after ${n} persists under a ${cap}-page cap`).toBeInstanceOf(
+      StorageError,
+    );
+    expect((error as Error).message).toMatch(/cannot persist a change: database or disk is full/);
+    expect(((error as Error).cause as { code: string }).code).toBe('SQLITE_FULL');
+    count('full: persist');
+
+    // A sync needs room to number what it takes; when there is none it says so.
+    const pending = agent.pendingCount;
+    const during: SyncResult = await agent.synchronizeModule(Mode.Delta, { timeoutMs: 5000 });
+    if (!during.ok) {
+      expect(during).toMatchObject({ reason: 'storage' });
+      expect(during.message).toMatch(/database or disk is full/);
+      expect(agent.pendingCount).toBe(pending);
+      count('full: sync');
+    } else {
+      count('full: sync went through');
+    }
+
+    // Space is freed: the same instance carries on, and nothing stored was lost.
+    queue.setMaxPageCount();
+    const last = `f${n - 1}`;
+    agent.persistDifference(last, Operation.Create, INDEX, big(last, 2));
+    model.set(last, big(last, 2));
+    expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true });
+    expect(agent.pendingCount).toBe(0);
+    const expected = Object.fromEntries([...model].map(([id, data]) => [id, JSON.parse(data)]));
+    expect(managerDocuments(manager)).toEqual(expected);
+  });
+});
+
+/**
+ * Whether this process may mount a tmpfs in a private mount namespace (root with CAP_SYS_ADMIN,
+ * and `unshare` installed). Then the full-disk test also runs on a real, full file system.
+ */
+function canMountTmpfs(): boolean {
+  const dir = mkdtempSync(join(tmpdir(), 'reliability-probe-'));
+  try {
+    const probe = spawnSync(
+      'unshare',
+      [
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        'mount -t tmpfs -o size=64k tmpfs "$1"',
+        'sh',
+        dir,
+      ],
+      { stdio: 'ignore', timeout: 5000 },
+    );
+    return probe.status === 0;
+  } catch {
+    return false;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('a real full disk (a 1 MB tmpfs, when this process may mount one)', () => {
+  it.skipIf(!canMountTmpfs())(
+    'ENOSPC: persist and sync report it, lose nothing, and the instance carries on once space is freed',
+    async () => {
+      const dir = tempDir();
+      // The tmpfs exists only in the child's mount namespace; it vanishes with the child.
+      const child = spawn(
+        'unshare',
+        [
+          '--mount',
+          '--propagation',
+          'private',
+          'sh',
+          '-c',
+          'mount -t tmpfs -o size=1m,mode=0700 tmpfs "$1" && exec "$2" --import tsx "$3" "$1"',
+          'sh',
+          dir,
+          process.execPath,
+          fixture('enospc-child.ts'),
+        ],
+        { cwd: REPO },
+      );
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (c: Buffer) => {
+        out += c.toString();
+      });
+      child.stderr.on('data', (c: Buffer) => {
+        err += c.toString();
+      });
+      const code = await new Promise((resolve) => child.on('close', resolve));
+      expect(code, err).toBe(0);
+      const report = JSON.parse(out.trim().split('\n').pop() ?? '{}');
+      expect(report).toMatchObject({
+        firstSync: true,
+        persistError: {
+          name: 'StorageError',
+          message: 'persistent queue: cannot persist a change: database or disk is full',
+          code: 'SQLITE_FULL',
+        },
+        pendingKept: true,
+        syncAfter: true,
+        pendingAfter: 0,
+        converged: true,
+      });
+      // A sync on a full disk may still find room to number its rows; if not it says so.
+      if (report.syncDuringFull !== 'ok') {
+        expect(report.syncDuringFull).toMatchObject({ reason: 'storage' });
+        expect(report.syncDuringFull.message).toMatch(/database or disk is full/);
+      }
+      count('real full disk (tmpfs)');
+    },
+  );
+});
+
+// ---- read-only file or directory, in a process that is not root -------------------------------
+
+// Root ignores file modes, so these run the library in a child process as `nobody` (when the
+// tests run as root), or as the current user with modes that exclude it. The fault is real: the
+// kernel refuses the open or the write, and SQLite reports it.
+const ROOT = process.getuid?.() === 0;
+const NOBODY = 65534;
+
+interface ChildReport {
+  opened: boolean;
+  error?: { name: string; message: string; code?: string };
+  pending?: number;
+  persisted?: boolean;
+  synced?: unknown;
+  documents?: string[];
+}
+
+function runStorageChild(dbPath: string, id: string): Promise<ChildReport> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fixture('storage-child.ts'), dbPath, id],
+    {
+      cwd: REPO,
+      ...(ROOT ? { uid: NOBODY, gid: NOBODY } : {}),
+      // tsx keeps its cache in the temp dir; nobody gets its own there.
+      env: { ...process.env, HOME: tmpdir() },
+    },
+  );
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      try {
+        resolve(JSON.parse(line) as ChildReport);
+      } catch {
+        reject(new Error(`storage child failed (${code}): ${out} ${err}`));
+      }
+    });
+  });
+}
+
+/** A directory the child may traverse but not write (dir mode and ownership). */
+function lockedDownDir(): string {
+  const dir = tempDir();
+  chmodSync(dir, 0o755);
+  if (!ROOT) chmodSync(dir, 0o555);
+  cleanup.push(() => chmodSync(dir, 0o700));
+  return dir;
+}
+
+/** The fault goes away: the child's user may write the directory and the file. */
+function giveToChild(dir: string, file?: string): void {
+  if (ROOT) {
+    chownSync(dir, NOBODY, NOBODY);
+    if (file && existsSync(file)) chownSync(file, NOBODY, NOBODY);
+  } else {
+    chmodSync(dir, 0o700);
+    if (file && existsSync(file)) chmodSync(file, 0o600);
+  }
+}
+
+const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+describe('read-only storage', () => {
+  it('a read-only database file: clear error at open, file untouched, works once writable', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'queue.db');
+    const q = new PersistentQueue(path);
+    for (let i = 0; i < 5; i++) q.persist(`k${i}`, Operation.Create, INDEX, doc(`k${i}`));
+    q.close();
+    expect(existsSync(`${path}-wal`)).toBe(false); // a clean close checkpoints the WAL away
+    // The directory is the child's; the file is readable by it but not writable.
+    giveToChild(dir);
+    chmodSync(path, ROOT ? 0o644 : 0o444);
+    const before = sha(path);
+
+    const refused = await runStorageChild(path, 'x');
+    expect(refused.opened, show(refused)).toBe(false);
+    expect(refused.error).toMatchObject({ name: 'StorageError', code: 'SQLITE_READONLY' });
+    expect(refused.error?.message).toMatch(
+      /persistent queue: cannot open .*queue\.db: attempt to write a readonly database/,
+    );
+    expect(sha(path)).toBe(before);
+    count('read-only file');
+
+    giveToChild(dir, path);
+    const works = await runStorageChild(path, 'x');
+    expect(works, show(works)).toMatchObject({
+      opened: true,
+      pending: 5,
+      persisted: true,
+      synced: true,
+    });
+    expect(works.documents).toEqual(['k0', 'k1', 'k2', 'k3', 'k4', 'x']);
+  });
+
+  it('a read-only directory: a new database cannot be created, with a clear error', async () => {
+    const dir = lockedDownDir();
+    const path = join(dir, 'queue.db');
+    const refused = await runStorageChild(path, 'x');
+    expect(refused.opened, show(refused)).toBe(false);
+    expect(refused.error).toMatchObject({ name: 'StorageError', code: 'EACCES' });
+    expect(refused.error?.message).toMatch(/cannot open .*queue\.db: EACCES: permission denied/);
+    expect(existsSync(path)).toBe(false);
+    count('read-only directory');
+
+    giveToChild(dir);
+    const works = await runStorageChild(path, 'x');
+    expect(works, show(works)).toMatchObject({ opened: true, pending: 0, synced: true });
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+
+  it('an existing database in a read-only directory (WAL files cannot be created)', async () => {
+    const dir = lockedDownDir();
+    const path = join(dir, 'queue.db');
+    const q = new PersistentQueue(path);
+    for (let i = 0; i < 3; i++) q.persist(`k${i}`, Operation.Create, INDEX, doc(`k${i}`));
+    q.close();
+    if (ROOT) chownSync(path, NOBODY, NOBODY);
+    else chmodSync(path, 0o600);
+    const before = sha(path);
+    const refused = await runStorageChild(path, 'x');
+    expect(refused.opened, show(refused)).toBe(false);
+    expect(refused.error).toMatchObject({
+      name: 'StorageError',
+      code: 'SQLITE_READONLY_DIRECTORY',
+    });
+    expect(refused.error?.message).toMatch(/cannot open .*queue\.db: attempt to write a readonly/);
+    expect(sha(path)).toBe(before);
+    count('read-only directory, existing file');
+
+    giveToChild(dir, path);
+    const works = await runStorageChild(path, 'x');
+    expect(works, show(works)).toMatchObject({ opened: true, pending: 3, synced: true });
+  });
+});
+
+describe('missing and corrupt files', () => {
+  it('a missing directory: StorageError naming it, nothing created', () => {
+    const dir = join(tempDir(), 'no', 'such');
+    const error = thrown(() => open(join(dir, 'queue.db')));
+    expect(error).toBeInstanceOf(StorageError);
+    expect((error as Error).message).toMatch(
+      /cannot open .*queue\.db: directory .*no\/such does not exist/,
+    );
+    expect(existsSync(join(dir, '..'))).toBe(false);
+    count('missing directory');
+  });
+
+  it('a file of garbage: StorageError at open, the file left as it was', () => {
+    const path = join(tempDir(), 'queue.db');
+    writeFileSync(path, randomBytes(8192));
+    const before = sha(path);
+    const error = thrown(() => open(path));
+    expect(error).toBeInstanceOf(StorageError);
+    expect((error as Error).message).toMatch(/cannot open .*queue\.db: file is not a database/);
+    expect(sha(path)).toBe(before);
+    count('garbage file');
+  });
+
+  it('a truncated database: every call works or throws StorageError; syncs say storage', async () => {
+    for (const fraction of [0.15, 0.4, 0.5, 0.7, 0.95]) {
+      const path = join(tempDir(), 'queue.db');
+      const q = new PersistentQueue(path);
+      q.persistMany(
+        Array.from({ length: 400 }, (_, i) => ({
+          id: `t${i}`,
+          operation: Operation.Create,
+          index: INDEX,
+          data: JSON.stringify({ i, pad: 'y'.repeat(300) }),
+        })),
+      );
+      q.close();
+      const size = statSync(path).size;
+      // 0.5 cuts at a page boundary, the others mid-page.
+      const cut = fraction === 0.5 ? Math.floor((size * fraction) / 4096) * 4096 : size * fraction;
+      truncateSync(path, Math.floor(cut));
+      count('truncated file');
+
+      const errors: unknown[] = [];
+      let agent: AgentSyncProtocol | undefined;
+      try {
+        agent = open(path).agent;
+      } catch (error) {
+        errors.push(error);
+      }
+      if (agent) {
+        const a = agent;
+        for (const call of [
+          () => a.pendingCount,
+          () => a.persistDifference('new', Operation.Create, INDEX, doc('new')),
+          () => a.pendingCount,
+        ]) {
+          const error = thrown(call);
+          if (error !== undefined) errors.push(error);
+        }
+        const result = await a.synchronizeModule(Mode.Delta, { timeoutMs: 5000 });
+        if (!result.ok) {
+          expect(result.reason, show(result)).toBe('storage');
+          errors.push(new StorageError(result.message));
+        }
+        await a.close();
+      }
+      expect(errors.length, `truncated to ${fraction}`).toBeGreaterThan(0);
+      for (const error of errors) {
+        expect(error, `truncated to ${fraction}`).toBeInstanceOf(StorageError);
+        expect((error as Error).message).toMatch(/database disk image is malformed|not a database/);
+      }
+      expect(existsSync(path)).toBe(true);
+    }
+  });
+});
+
+describe('file modes', () => {
+  it('creates the database and its -wal and -shm owner-only (0600)', () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'sub'));
+    const path = join(dir, 'sub', 'queue.db');
+    const { agent } = open(path);
+    agent.persistDifference('a', Operation.Create, INDEX, doc('a'));
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+      expect(existsSync(file), file).toBe(true);
+      expect((statSync(file).mode & 0o777).toString(8), file).toBe('600');
+    }
+  });
+});

@@ -1,0 +1,142 @@
+// Shared pieces of the reliability tests (also loaded by the child processes, so no vitest here): the manager-side model, a transport that lets a test
+// act at chosen points of a sync, seeding a fresh mock manager, run counts and a seeded PRNG.
+import { AgentSyncProtocol } from '../../src/agent-sync-protocol.js';
+import { Mode } from '../../src/enums/mode.js';
+import { Operation } from '../../src/enums/operation.js';
+import type { MQueueTransport } from '../../src/interfaces/transport.js';
+import type { MockManager } from '../../src/testing/mock-manager.js';
+import type { InProcessTransport } from '../../src/transports/in-process.js';
+import { decodeAgentMessage } from '../../src/wire/index.js';
+import type { AgentMessage } from '../../src/wire/types.js';
+
+export const AGENT_ID = '001';
+export const MODULE = 'fim';
+export const INDEX = 'wazuh-states-fim-files';
+
+/**
+ * What the manager must hold once a clean sync went through: item id -> the data (JSON text) of
+ * its last persisted Create/Modify, or null after a Delete. Ids never persisted are absent.
+ */
+export type ManagerModel = Map<string, string | null>;
+
+/** The documents the model expects, keyed by item id, parsed. */
+export function expectedDocuments(model: ManagerModel): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [id, data] of [...model].sort(([a], [b]) => a.localeCompare(b))) {
+    if (data !== null) out[id] = JSON.parse(data);
+  }
+  return out;
+}
+
+/** The manager's documents keyed by item id; checks every key is `<agentId>_<itemId>`. */
+export function managerDocuments(manager: MockManager): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const docs = manager.documents().sort((a, b) => a.itemId.localeCompare(b.itemId));
+  for (const doc of docs) {
+    if (doc.id !== `${AGENT_ID}_${doc.itemId}` || doc.agentId !== AGENT_ID || doc.itemId in out) {
+      throw new Error(
+        `unexpected document key ${doc.id} (item ${doc.itemId}, agent ${doc.agentId})`,
+      );
+    }
+    out[doc.itemId] = doc.data;
+  }
+  return out;
+}
+
+/**
+ * Wraps a mock manager's transport. `hook` sees every message the agent sends, decoded, once
+ * before it reaches the manager (`when: 'before'`) and once after (`'after'`), so a test can
+ * persist, close, silence the manager... at an exact point of a sync.
+ */
+export class HookTransport implements MQueueTransport {
+  hook: ((message: AgentMessage, when: 'before' | 'after') => void) | undefined;
+  sent = 0;
+
+  constructor(readonly inner: InProcessTransport) {}
+
+  start(): void {
+    this.inner.start();
+  }
+
+  send(bytes: Uint8Array, moduleName: string): void {
+    this.sent++;
+    const hook = this.hook;
+    const message = hook ? decodeAgentMessage(bytes) : null;
+    if (hook && message === null) throw new Error('the agent sent an undecodable message');
+    if (hook && message) hook(message, 'before');
+    this.inner.send(bytes, moduleName);
+    if (hook && message) hook(message, 'after');
+  }
+
+  onResponse(listener: (message: Uint8Array) => void): void {
+    this.inner.onResponse(listener);
+  }
+}
+
+/** Stored documents as the seed of a fresh manager: `{ itemId, index, data }`. */
+export interface SeedDocument {
+  itemId: string;
+  index: string;
+  data: unknown;
+}
+
+export function dumpDocuments(manager: MockManager): SeedDocument[] {
+  return manager
+    .documents()
+    .map((d) => ({ itemId: d.itemId, index: d.index, data: d.data }))
+    .sort((a, b) => a.itemId.localeCompare(b.itemId));
+}
+
+/**
+ * Make `manager` hold `docs` for AGENT_ID, the way a real manager would have them: through a
+ * Delta sync of a throw-away in-memory agent with the same agent id.
+ */
+export async function seedManager(manager: MockManager, docs: readonly SeedDocument[]) {
+  if (docs.length === 0) return;
+  const seeder = new AgentSyncProtocol({
+    moduleName: MODULE,
+    dbPath: ':memory:',
+    transport: manager.transport(MODULE),
+    agentInfo: { id: AGENT_ID },
+  });
+  for (const d of docs) {
+    seeder.persistDifference(d.itemId, Operation.Modify, d.index, JSON.stringify(d.data));
+  }
+  const result = await seeder.synchronizeModule(Mode.Delta, { timeoutMs: 5000 });
+  await seeder.close();
+  if (!result.ok) throw new Error(`seeding the manager failed: ${result.message}`);
+}
+
+/** An integer from the environment (e.g. ASP_RELIABILITY_RUNS), or `fallback`. */
+export function envCount(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer`);
+  return n;
+}
+
+/** Seeded PRNG (mulberry32), uniform in [0, 1). */
+export function prng(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A seed for this run: ASP_RELIABILITY_SEED when set (to replay a failure), else random. */
+export function runSeed(): number {
+  const raw = process.env.ASP_RELIABILITY_SEED;
+  return raw ? Number(raw) >>> 0 : (Math.random() * 2 ** 32) >>> 0;
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** A sync result as text (session ids are bigints, which JSON.stringify refuses). */
+export function show(value: unknown): string {
+  return JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? `${v}n` : v));
+}

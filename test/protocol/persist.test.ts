@@ -162,3 +162,54 @@ describe('persisting during a sync', () => {
     await manager.close();
   });
 });
+
+describe('persistDifferences', () => {
+  const good = (id: string) => ({ id, operation: Operation.Create, index: 'idx', data: doc(id) });
+
+  it('queues every change in order, with the same coalescing as one call each', async () => {
+    const { agent, manager } = agentAt(dbFile());
+    agent.persistDifferences([
+      good('a'),
+      good('b'),
+      { id: 'a', operation: Operation.Modify, index: 'idx', data: doc('a', { v: 2 }) },
+      { id: 'b', operation: Operation.Delete, index: 'idx', data: '' },
+    ]);
+    expect(agent.pendingCount).toBe(1); // b: created and deleted before any sync
+    expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true, sent: 1 });
+    expect(manager.documents().map((d) => d.data)).toEqual([{ ...JSON.parse(doc('a')), v: 2 }]);
+    await agent.close();
+    await manager.close();
+  });
+
+  it.each([
+    [
+      'an empty id',
+      { id: '', operation: Operation.Create, index: 'idx', data: '{}' },
+      TypeError,
+      /changes\[1\]/,
+    ],
+    [
+      'invalid JSON',
+      { id: 'x', operation: Operation.Modify, index: 'idx', data: '{nope' },
+      TypeError,
+      /changes\[1\].*not valid JSON/,
+    ],
+    [
+      'a NoOp',
+      { id: 'x', operation: Operation.NoOp, index: 'idx', data: '{}' },
+      RangeError,
+      /changes\[1\]/,
+    ],
+    ['not an object', null, TypeError, /changes\[1\]/],
+  ])('rejects %s with its position and stores nothing', async (_name, bad, type, message) => {
+    const path = dbFile();
+    const { agent, manager } = agentAt(path);
+    agent.persistDifference('kept', Operation.Create, 'idx', doc('kept'));
+    const call = () => agent.persistDifferences([good('first'), bad as never, good('third')]);
+    expect(call).toThrow(type);
+    expect(call).toThrow(message);
+    await agent.close();
+    expect((await rowsOf(path)).map((r) => r.id)).toEqual(['kept']);
+    await manager.close();
+  });
+});

@@ -214,6 +214,8 @@ for (let i = 0; i < RUNS; i++) {
 }
 const sync_rss_growth_mib_1m = median(scale.rss);
 const sync_1m_over_100k_time_ratio = median(scale.large) / median(scale.small);
+// The agent's side alone: the same 100k sync to the stand-in instead of the mock manager.
+const sync_stand_in_msgs_per_s = (100_000 + 2) / median(scale.small);
 
 // ---- WAL growth ---------------------------------------------------------------------------
 log('1,000,000 coalescing writes');
@@ -307,6 +309,7 @@ const figures = {
   sync_msgs_per_s,
   raw_pipeline_msgs_per_s,
   sync_over_raw_pipeline: sync_msgs_per_s / raw_pipeline_msgs_per_s,
+  sync_stand_in_msgs_per_s,
   sync_rss_growth_mib_1m,
   sync_1m_over_100k_time_ratio,
   wal_mib_after_coalesce,

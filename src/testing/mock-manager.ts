@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { computeIndexChecksum } from '../checksum.js';
 import type { LogFunction, Logger, LogLevel } from '../interfaces/logger.js';
+import { toLogFunction } from '../logging.js';
 import { InProcessTransport } from '../transports/in-process.js';
 import { decodeMessage, MessageEncoder, Status, WireMode, WireOperation } from '../wire/index.js';
 import type {
@@ -13,6 +14,7 @@ import type {
   SeqRange,
   StartMessage,
 } from '../wire/types.js';
+import { mulberry32 } from './prng.js';
 
 /** How the manager hands its answers back to the sender. */
 export type ResponseDelivery = 'sync' | 'microtask' | 'macrotask';
@@ -197,7 +199,7 @@ export class MockManager {
   private readonly sessionTimeoutMs: number;
   private readonly maxSessionSize: bigint;
   private readonly delivery: ResponseDelivery;
-  private readonly log: LogFunction | undefined;
+  private readonly log: LogFunction;
   private readonly random: () => number;
   private readonly encoder = new MessageEncoder();
 
@@ -254,7 +256,7 @@ export class MockManager {
     this.sessionTimeoutMs = timeout;
     this.maxSessionSize = BigInt(maxSize);
     this.delivery = delivery;
-    this.log = toLogFunction(options.logger);
+    this.log = toLogFunction(options.logger, 'mock-manager: ');
     this.seed = (options.seed ?? randomBytes(4).readUInt32LE(0)) >>> 0;
     this.random = mulberry32(this.seed);
   }
@@ -902,12 +904,7 @@ export class MockManager {
   }
 
   private report(level: LogLevel, message: string): void {
-    if (this.log === undefined) return;
-    try {
-      this.log(level, `mock-manager: ${message}`);
-    } catch {
-      // A broken logger must not break the manager.
-    }
+    this.log(level, message);
   }
 }
 
@@ -923,24 +920,6 @@ function missingRanges(session: Session): SeqRange[] {
   }
   if (next < session.size) ranges.push({ begin: BigInt(next), end: BigInt(session.size - 1) });
   return ranges;
-}
-
-function toLogFunction(logger: Logger | undefined): LogFunction | undefined {
-  if (logger === undefined) return undefined;
-  if (typeof logger === 'function') return logger;
-  return (level, message) => logger[level](message);
-}
-
-/** A small seeded PRNG (mulberry32), uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function describe(error: unknown): string {

@@ -116,17 +116,8 @@ export function envCount(name: string, fallback: number): number {
   return n;
 }
 
-/** Seeded PRNG (mulberry32), uniform in [0, 1). */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded PRNG (mulberry32), uniform in [0, 1): the mock manager's own. */
+export { mulberry32 as prng } from '../../src/testing/prng.js';
 
 /** A seed for this run: ASP_RELIABILITY_SEED when set (to replay a failure), else random. */
 export function runSeed(): number {

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { Operation } from '../enums/operation.js';
 import type { Change } from '../interfaces/change.js';
+import { IntentLog } from './intent-log.js';
 import { StorageError } from './storage-error.js';
 
 /** Where a row stands with respect to the sync session. */
@@ -64,6 +65,12 @@ export interface PersistentQueueOptions {
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
+// Logged changes move into SQLite in one transaction once there are this many (or this many
+// bytes of them), and before any call that reads the queue. Bounds the log and the memory
+// holding its changes; at 1024 the per-transaction cost is already noise.
+const FLUSH_CHANGES = 1024;
+const FLUSH_BYTES = 1024 * 1024;
+
 // SQLite truncates the WAL back to this size when it restarts it after a checkpoint, so one
 // huge transaction (a take over millions of rows) does not leave a huge -wal file behind.
 const JOURNAL_SIZE_LIMIT_BYTES = 8 * 1024 * 1024;
@@ -107,6 +114,11 @@ CREATE TABLE IF NOT EXISTS queue_state (
   take_end INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO queue_state (singleton, take_end) VALUES (1, 0);
+CREATE TABLE IF NOT EXISTS intent_log_state (
+  singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+  applied INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO intent_log_state (singleton, applied) VALUES (1, 0);
 `;
 
 // Per connection, empty between calls: holds the rows that survive a successful sync while the
@@ -145,6 +157,9 @@ const SQL = {
         WHEN excluded.operation <> ${DELETE} AND create_status = ${NEW_DELETED} THEN ${NEW}
         ELSE create_status END`,
   takeEnd: 'SELECT take_end FROM queue_state',
+  // The serial of the last intent-log record moved into SQLite.
+  logApplied: 'SELECT applied FROM intent_log_state',
+  setLogApplied: 'UPDATE intent_log_state SET applied = ?',
   // With no take active every row is Pending, so a take takes the whole table.
   allIndices: 'SELECT DISTINCT idx FROM persistent_queue',
   clearTake: 'DELETE FROM sync_take',
@@ -205,7 +220,10 @@ type Statements = { [K in keyof typeof SQL]: Statement };
 interface Connection {
   db: Database.Database;
   s: Statements;
-  persistMany: Database.Transaction<(items: readonly QueueChange[]) => void>;
+  /** Applies the logged changes (recording the last one's serial) and then `items`. */
+  persistMany: Database.Transaction<
+    (logged: readonly QueueChange[], serial: number, items: readonly QueueChange[]) => void
+  >;
   take: Database.Transaction<() => TakeResult>;
   complete: Database.Transaction<(success: boolean, dataSent: boolean) => void>;
 }
@@ -213,14 +231,22 @@ interface Connection {
 /**
  * The agent's persistent, coalescing change queue: one SQLite row per item id.
  *
- * Synchronous API on better-sqlite3. Every SQLite failure surfaces as a {@link StorageError} and
- * leaves the queue as it was (each call is one statement or one transaction). Meant to be owned by
- * one process at a time: opening runs crash recovery, which resets any take in progress.
+ * Synchronous API on better-sqlite3. A single change goes first to an {@link IntentLog} beside
+ * the database (one `write()`), and logged changes move into SQLite in batches, before any call
+ * that reads the queue; opening replays what a crash left in the log. Every storage failure
+ * surfaces as a {@link StorageError} and leaves the queue as it was. Meant to be owned by one
+ * process at a time: opening runs crash recovery, which resets any take in progress.
  */
 export class PersistentQueue {
   readonly path: string;
   readonly busyTimeoutMs: number;
   private conn: Connection | undefined;
+  /** Absent for an in-memory database, which has nothing to survive. */
+  private log: IntentLog | undefined;
+  /** Changes in the log and not yet in SQLite, in order; their last serial is `serial`. */
+  private logged: QueueChange[] = [];
+  private loggedBytes = 0;
+  private serial = 0;
 
   constructor(path: string, options: PersistentQueueOptions = {}) {
     const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
@@ -243,11 +269,27 @@ export class PersistentQueue {
       handle.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`);
       handle.transaction(() => handle.exec(SCHEMA)).immediate();
       handle.exec(TEMP_SCHEMA);
-      this.conn = prepare(handle);
+      const conn = prepare(handle);
+      this.conn = conn;
+      this.serial = conn.s.logApplied.get() as number;
+      if (!memory) {
+        this.log = new IntentLog(`${path}-intent`);
+        // Changes logged before a crash come first: they followed any take still active.
+        this.logged = this.log.read(this.serial);
+        this.serial += this.logged.length;
+        this.moveLogged(conn);
+      }
       // Crash recovery: a take left behind failed, and its data may have reached the manager.
-      this.conn.complete.immediate(false, true);
+      conn.complete.immediate(false, true);
     } catch (err) {
       this.conn = undefined;
+      this.logged = [];
+      try {
+        this.log?.close();
+      } catch {
+        // As below.
+      }
+      this.log = undefined;
       try {
         db?.close();
       } catch {
@@ -259,25 +301,40 @@ export class PersistentQueue {
     }
   }
 
-  /** Queues a change to item `id`, coalescing it with the row already queued for that id. */
+  /**
+   * Queues a change to item `id`, coalescing it with the row already queued for that id. When
+   * this returns the change survives a crash of the process. A failure (the log's write, or
+   * moving a full log into SQLite first) leaves the queue as it was.
+   */
   persist(id: string, operation: Operation, index: string, data: string): void {
-    const { s } = this.live('persist a change');
-    try {
-      apply(s, id, operation, index, data);
-    } catch (err) {
-      throw this.wrap('persist a change', err);
+    const what = 'persist a change';
+    const o = this.live(what);
+    // Checked here, not by SQLite's CHECK: a logged change SQLite refuses would block every
+    // later batch.
+    if (operation !== Operation.Create && operation !== Operation.Modify && operation !== DELETE) {
+      throw new RangeError(
+        `persistent queue: cannot ${what}: operation must be Create, Modify or Delete, got ${operation}`,
+      );
     }
+    if (this.logged.length >= FLUSH_CHANGES || this.loggedBytes >= FLUSH_BYTES) {
+      this.flush(o, what);
+    }
+    try {
+      this.log?.append(this.serial + 1, id, operation, index, data);
+    } catch (err) {
+      throw this.wrap(what, err);
+    }
+    this.serial++;
+    this.logged.push({ id, operation, index, data });
+    this.loggedBytes += id.length + index.length + data.length;
   }
 
   /** Applies `items` in order, with the same rules as {@link persist}, all or nothing. */
   persistMany(items: readonly QueueChange[]): void {
-    const o = this.live('persist changes');
+    const what = 'persist changes';
+    const o = this.live(what);
     if (items.length === 0) return;
-    try {
-      o.persistMany.immediate(items);
-    } catch (err) {
-      throw this.wrap('persist changes', err);
-    }
+    this.flush(o, what, items);
   }
 
   /**
@@ -286,6 +343,7 @@ export class PersistentQueue {
    */
   take(): TakeResult {
     const o = this.live('take');
+    this.flush(o, 'take');
     try {
       return o.take.immediate();
     } catch (err) {
@@ -298,8 +356,10 @@ export class PersistentQueue {
    * with their current content (a row changed during the sync shows its new data and operation).
    */
   readSeqs(fromSeq: number, toSeq: number, limit: number): SyncRow[] {
-    const { s } = this.live('read the active take');
+    const o = this.live('read the active take');
     if (limit <= 0 || toSeq < fromSeq) return [];
+    this.flush(o, 'read the active take');
+    const { s } = o;
     try {
       // Raw rows (arrays) cost about half of better-sqlite3's row objects; build ours instead.
       const rows = s.readSeqs.all(fromSeq + 1, toSeq + 1, limit) as RawSyncRow[];
@@ -323,6 +383,7 @@ export class PersistentQueue {
    */
   complete(success: boolean, dataSent = false): void {
     const o = this.live('complete the take');
+    this.flush(o, 'complete the take');
     try {
       o.complete.immediate(success, dataSent);
     } catch (err) {
@@ -332,7 +393,9 @@ export class PersistentQueue {
 
   /** Rows waiting for the next take. */
   pendingCount(): number {
-    const { s } = this.live('count pending rows');
+    const o = this.live('count pending rows');
+    this.flush(o, 'count pending rows');
+    const { s } = o;
     try {
       return s.pendingCount.get() as number;
     } catch (err) {
@@ -342,7 +405,9 @@ export class PersistentQueue {
 
   /** All rows, taken or not. */
   size(): number {
-    const { s } = this.live('count rows');
+    const o = this.live('count rows');
+    this.flush(o, 'count rows');
+    const { s } = o;
     try {
       return s.size.get() as number;
     } catch (err) {
@@ -355,7 +420,9 @@ export class PersistentQueue {
    * the whole queue into memory.
    */
   inspect(): QueueEntry[] {
-    const { s } = this.live('inspect');
+    const o = this.live('inspect');
+    this.flush(o, 'inspect');
+    const { s } = o;
     try {
       return s.inspect.all() as QueueEntry[];
     } catch (err) {
@@ -387,11 +454,46 @@ export class PersistentQueue {
   close(): void {
     const o = this.conn;
     if (o === undefined) return;
-    this.conn = undefined;
     try {
+      this.flush(o, 'close');
+    } catch {
+      // Nothing is lost: the changes stay in the log, and the next open moves them into SQLite.
+    }
+    this.conn = undefined;
+    this.logged = [];
+    try {
+      this.log?.close();
       o.db.close();
     } catch (err) {
       throw this.wrap('close', err);
+    } finally {
+      this.log = undefined;
+    }
+  }
+
+  /**
+   * Moves the logged changes, then `items`, into SQLite in one transaction and empties the log.
+   * On failure the changes stay logged (and in memory) and the error names `what`.
+   */
+  private flush(o: Connection, what: string, items: readonly QueueChange[] = []): void {
+    try {
+      this.moveLogged(o, items);
+    } catch (err) {
+      throw this.wrap(what, err);
+    }
+  }
+
+  private moveLogged(o: Connection, items: readonly QueueChange[] = []): void {
+    if (this.logged.length === 0 && items.length === 0) return;
+    o.persistMany.immediate(this.logged, this.serial, items);
+    if (this.logged.length === 0) return;
+    this.logged = [];
+    this.loggedBytes = 0;
+    try {
+      this.log?.clear();
+    } catch {
+      // Harmless: SQLite recorded the serial, so a replay skips these records; the next
+      // flush tries again.
     }
   }
 
@@ -402,9 +504,12 @@ export class PersistentQueue {
     return this.conn;
   }
 
-  // Only SQLite failures become StorageErrors; anything else is a bug worth seeing as is.
+  // Only SQLite and file-system failures become StorageErrors; anything else is a bug worth
+  // seeing as is.
   private wrap(what: string, err: unknown): unknown {
-    if (!(err instanceof Database.SqliteError)) return err;
+    const fsError =
+      err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string';
+    if (!(err instanceof Database.SqliteError) && !fsError) return err;
     return new StorageError(`persistent queue: cannot ${what}: ${this.reason(err)}`, {
       cause: err,
     });
@@ -434,6 +539,7 @@ function prepare(db: Database.Database): Connection {
   ) as Statements;
   for (const stmt of [
     s.takeEnd,
+    s.logApplied,
     s.pendingCount,
     s.size,
     s.allIndices,
@@ -444,9 +550,13 @@ function prepare(db: Database.Database): Connection {
   }
   s.readSeqs.raw();
 
-  const persistMany = db.transaction((items: readonly QueueChange[]) => {
-    for (const item of items) apply(s, item.id, item.operation, item.index, item.data);
-  });
+  const persistMany = db.transaction(
+    (logged: readonly QueueChange[], serial: number, items: readonly QueueChange[]) => {
+      for (const item of logged) apply(s, item.id, item.operation, item.index, item.data);
+      if (logged.length > 0) s.setLogApplied.run(serial);
+      for (const item of items) apply(s, item.id, item.operation, item.index, item.data);
+    },
+  );
   const take = db.transaction((): TakeResult => {
     if ((s.takeEnd.get() as number) > 0) {
       throw new Error('persistent queue: a take is already active; complete() it first');

@@ -345,15 +345,19 @@ describe('PersistentQueue storage', () => {
     expect((err as StorageError).cause).toBeInstanceOf(Database.SqliteError);
   });
 
-  it('leaves the queue unchanged after a failing persist', () => {
+  it('refuses an operation it cannot store, leaving the queue unchanged', () => {
     const q = tmp.open();
     q.persist('a', C, 'i', 'one');
     const before = q.inspect();
     expect(() => q.persist('a', Operation.NoOp, 'i', 'two')).toThrow(
-      /^persistent queue: cannot persist a change: CHECK constraint failed/,
+      /^persistent queue: cannot persist a change: operation must be Create, Modify or Delete, got 3$/,
     );
-    expect(() => q.persist('b', 7 as Operation, 'i', 'two')).toThrow(StorageError);
+    expect(() => q.persist('b', 7 as Operation, 'i', 'two')).toThrow(RangeError);
     expect(q.inspect()).toEqual(before);
+    // Nothing refused reached the intent log either: a reopen finds the same queue.
+    q.close();
+    const again = tmp.open(q.path);
+    expect(again.inspect()).toEqual(before);
   });
 
   it('close is idempotent and later calls throw a StorageError', () => {

@@ -129,16 +129,18 @@ function lockHolder(dbPath: string, holdMs: number, onSignal = false): Holder {
 }
 
 describe('a database locked by another process', () => {
-  it('waits out a lock shorter than the busy timeout (open, persist and sync)', async () => {
+  it('waits out a lock shorter than the busy timeout (open, count and sync)', async () => {
     const path = join(tempDir(), 'queue.db');
     const { agent, manager } = open(path, new MockManager(), 5000);
     agent.persistDifference('a', Operation.Create, INDEX, doc('a'));
 
     let holder = lockHolder(path, 1000);
     await holder.line('locked');
-    let started = Date.now();
+    // A persist only appends to the intent log; counting moves it into SQLite, which waits.
     agent.persistDifference('b', Operation.Create, INDEX, doc('b'));
-    const persistWaited = Date.now() - started;
+    let started = Date.now();
+    expect(agent.pendingCount).toBe(2);
+    const countWaited = Date.now() - started;
     await holder.line('released');
     count('lock waited out');
 
@@ -159,7 +161,7 @@ describe('a database locked by another process', () => {
     expect(result).toMatchObject({ ok: true, sent: 2 });
     expect(Object.keys(managerDocuments(manager))).toEqual(['a', 'b']);
     // Loose: it did wait (the holder had the lock for up to 1 s), and did not give up.
-    for (const waited of [persistWaited, syncWaited, openWaited]) {
+    for (const waited of [countWaited, syncWaited, openWaited]) {
       expect(waited).toBeGreaterThan(50);
       expect(waited).toBeLessThan(4000);
     }
@@ -174,18 +176,29 @@ describe('a database locked by another process', () => {
 
     const holder = lockHolder(path, 3000);
     await holder.line('locked');
-    const started = Date.now();
-    const error = thrown(() => agent.persistDifference('c', Operation.Create, INDEX, doc('c')));
-    const waited = Date.now() - started;
+    // Persists go to the intent log until it is full; the one that must first move the full log
+    // into SQLite waits for the lock, then fails and stores nothing.
+    const accepted: string[] = [];
+    let error: unknown;
+    let waited = 0;
+    for (let n = 0; n < 5000 && error === undefined; n++) {
+      const started = Date.now();
+      error = thrown(() => agent.persistDifference(`c${n}`, Operation.Create, INDEX, doc(`c${n}`)));
+      if (error === undefined) accepted.push(`c${n}`);
+      else waited = Date.now() - started;
+    }
     expect(error).toBeInstanceOf(StorageError);
     expect((error as Error).message).toMatch(/cannot persist a change: .*locked/);
     expect((error as Error).message).toMatch(/another connection for more than 300 ms/);
     expect(((error as Error).cause as { code: string }).code).toMatch(/^SQLITE_BUSY/);
     expect(waited).toBeGreaterThan(150);
+    expect(accepted.length).toBeGreaterThan(0);
     count('lock: persist');
 
-    // Reads still work in WAL mode; nothing was lost or half-written.
-    expect(agent.pendingCount).toBe(2);
+    const counting = thrown(() => agent.pendingCount);
+    expect(counting).toBeInstanceOf(StorageError);
+    expect((counting as Error).message).toMatch(/cannot count pending rows: .*more than 300 ms/);
+    count('lock: count');
     const result = await agent.synchronizeModule(Mode.Delta, { timeoutMs: 5000 });
     expect(result).toMatchObject({ ok: false, reason: 'storage' });
     expect((result as { message: string }).message).toMatch(/cannot take: .*more than 300 ms/);
@@ -196,13 +209,14 @@ describe('a database locked by another process', () => {
     count('lock: open');
 
     await holder.line('released');
-    agent.persistDifference('c', Operation.Create, INDEX, doc('c'));
-    expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true, sent: 3 });
-    expect(managerDocuments(manager)).toEqual({
-      a: { id: 'a', v: 1 },
-      b: { id: 'b', v: 1 },
-      c: { id: 'c', v: 1 },
+    // Every accepted persist is there, the refused one is not.
+    expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({
+      ok: true,
+      sent: 2 + accepted.length,
     });
+    expect(managerDocuments(manager)).toEqual(
+      Object.fromEntries(['a', 'b', ...accepted].map((id) => [id, { id, v: 1 }])),
+    );
   });
 
   it('a lock taken while a sync waits for EndAck: storage result, and the next sync sends it all', async () => {
@@ -260,17 +274,18 @@ describe('a full disk (SQLite max_page_count caps the file)', () => {
       model.set(`m${i}`, doc(`m${i}`));
     }
 
-    // The disk fills: the cap is the current size (SQLite never sets it lower).
+    // The disk fills: the cap is the current size (SQLite never sets it lower). Persists go to
+    // the intent log until it is full; moving it into SQLite then fails, and that persist stores
+    // nothing (checked below: the manager ends up without it).
+    expect(agent.pendingCount).toBe(410);
     const cap = queue.setMaxPageCount(1);
     let error: unknown;
     let n = 0;
-    for (; n < 500 && error === undefined; n++) {
-      const before = queue.inspect();
+    for (; n < 5000 && error === undefined; n++) {
       error = thrown(() =>
         agent.persistDifference(`f${n}`, Operation.Create, INDEX, big(`f${n}`, 1)),
       );
       if (error === undefined) model.set(`f${n}`, big(`f${n}`, 1));
-      else expect(queue.inspect()).toEqual(before); // the failing call left the queue as it was
     }
     expect(error, `no failure after ${n} persists under a ${cap}-page cap`).toBeInstanceOf(
       StorageError,
@@ -279,27 +294,29 @@ describe('a full disk (SQLite max_page_count caps the file)', () => {
     expect(((error as Error).cause as { code: string }).code).toBe('SQLITE_FULL');
     count('full: persist');
 
-    // A sync needs room to number what it takes; when there is none it says so.
-    const pending = agent.pendingCount;
+    // Counting and syncing need the logged changes in SQLite first; they say why they can't.
+    const counting = thrown(() => agent.pendingCount);
+    expect(counting).toBeInstanceOf(StorageError);
+    expect((counting as Error).message).toMatch(/cannot count pending rows: database or disk/);
     const during: SyncResult = await agent.synchronizeModule(Mode.Delta, { timeoutMs: 5000 });
-    if (!during.ok) {
-      expect(during).toMatchObject({ reason: 'storage' });
-      expect(during.message).toMatch(/database or disk is full/);
-      expect(agent.pendingCount).toBe(pending);
-      count('full: sync');
-    } else {
-      count('full: sync went through');
-    }
+    expect(during).toMatchObject({ ok: false, reason: 'storage' });
+    expect((during as { message: string }).message).toMatch(/database or disk is full/);
+    count('full: sync');
 
-    // Space is freed: the same instance carries on, and nothing stored was lost.
+    // Space is freed: the same instance carries on, nothing accepted was lost, and the refused
+    // persist stored nothing.
     queue.setMaxPageCount();
-    const last = `f${n - 1}`;
-    agent.persistDifference(last, Operation.Create, INDEX, big(last, 2));
-    model.set(last, big(last, 2));
+    const expected = () =>
+      Object.fromEntries([...model].map(([id, data]) => [id, JSON.parse(data)]));
     expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true });
     expect(agent.pendingCount).toBe(0);
-    const expected = Object.fromEntries([...model].map(([id, data]) => [id, JSON.parse(data)]));
-    expect(managerDocuments(manager)).toEqual(expected);
+    const refused = `f${n - 1}`;
+    expect(managerDocuments(manager)).toEqual(expected());
+    expect(managerDocuments(manager)).not.toHaveProperty(refused);
+    agent.persistDifference(refused, Operation.Create, INDEX, big(refused, 2));
+    model.set(refused, big(refused, 2));
+    expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true, sent: 1 });
+    expect(managerDocuments(manager)).toEqual(expected());
   });
 });
 
@@ -367,16 +384,17 @@ describe('a real full disk (a 1 MB tmpfs, when this process may mount one)', () 
       const report = JSON.parse(out.trim().split('\n').pop() ?? '{}');
       expect(report).toMatchObject({
         firstSync: true,
-        persistError: {
-          name: 'StorageError',
-          message: 'persistent queue: cannot persist a change: database or disk is full',
-          code: 'SQLITE_FULL',
-        },
-        pendingKept: true,
+        persistError: { name: 'StorageError' },
+        refusedAbsent: true,
         syncAfter: true,
         pendingAfter: 0,
         converged: true,
       });
+      // The intent log's write fails with ENOSPC; moving the log into SQLite, with SQLITE_FULL.
+      expect(report.persistError.message).toMatch(
+        /^persistent queue: cannot persist a change: (ENOSPC: no space left on device|database or disk is full)/,
+      );
+      expect(report.persistError.code).toMatch(/^(ENOSPC|SQLITE_FULL)$/);
       // A sync on a full disk may still find room to number its rows; if not it says so.
       if (report.syncDuringFull !== 'ok') {
         expect(report.syncDuringFull).toMatchObject({ reason: 'storage' });
@@ -609,13 +627,15 @@ describe('missing and corrupt files', () => {
 });
 
 describe('file modes', () => {
-  it('creates the database and its -wal and -shm owner-only (0600)', () => {
+  it('creates the database, its -wal and -shm, and the intent log owner-only (0600)', () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'sub'));
     const path = join(dir, 'sub', 'queue.db');
     const { agent } = open(path);
     agent.persistDifference('a', Operation.Create, INDEX, doc('a'));
-    for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    expect(statSync(`${path}-intent`).size).toBeGreaterThan(0);
+    expect(agent.pendingCount).toBe(1);
+    for (const file of [path, `${path}-wal`, `${path}-shm`, `${path}-intent`]) {
       expect(existsSync(file), file).toBe(true);
       expect((statSync(file).mode & 0o777).toString(8), file).toBe('600');
     }

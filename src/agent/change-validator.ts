@@ -53,6 +53,9 @@ export class ChangeValidator {
   }
 
   private checkSize(id: string, operation: Operation, index: string, data: string): void {
+    // A UTF-16 unit takes at most 3 UTF-8 bytes: most changes fit without counting bytes.
+    const worst = dataValueSizeBound(3 * id.length, 3 * index.length, 3 * data.length);
+    if (this.headerBytes + worst <= MAX_DATAGRAM_BYTES) return;
     const bound =
       this.headerBytes +
       dataValueSizeBound(Buffer.byteLength(id), Buffer.byteLength(index), Buffer.byteLength(data));

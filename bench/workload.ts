@@ -3,7 +3,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Change, type MQueueTransport, Operation } from '../src/index.js';
-import { MessageEncoder, MessageType, Status, verifyMessage } from '../src/wire/index.js';
+import {
+  decodeAgentMessage,
+  MessageEncoder,
+  MessageType,
+  Status,
+  verifyMessage,
+} from '../src/wire/index.js';
 
 export const INDEX = 'wazuh-states-inventory-packages';
 
@@ -46,25 +52,36 @@ export function scratch(): { dir: string; dispose: () => void } {
 /**
  * A manager stand-in that acknowledges sessions and counts data without
  * keeping it, as a remote manager would look from the agent's process: used
- * where the agent's own memory or time is measured.
+ * where the agent's own memory or time is measured. It answers the agent's
+ * probe End (before any data) with a ReqRet for every seq, as a manager does.
  */
 export class AckingTransport implements MQueueTransport {
   received = 0;
   private readonly encoder = new MessageEncoder();
   private listener: ((message: Uint8Array) => void) | undefined;
   private session = 1n;
+  private size = 0n;
+  private sessionData = 0;
 
   start(): void {}
 
   send(message: Uint8Array): void {
     const type = verifyMessage(message);
     if (type === MessageType.Start) {
+      const start = decodeAgentMessage(message);
+      this.size = start?.type === 'Start' ? start.size : 0n;
+      this.sessionData = 0;
       this.session++;
       this.answer(this.encoder.startAck(Status.Ok, this.session));
     } else if (type === MessageType.End) {
-      this.answer(this.encoder.endAck(Status.Ok, this.session));
+      this.answer(
+        this.sessionData === 0 && this.size > 0n
+          ? this.encoder.reqRet(this.session, [{ begin: 0n, end: this.size - 1n }])
+          : this.encoder.endAck(Status.Ok, this.session),
+      );
     } else if (type === MessageType.DataValue) {
       this.received++;
+      this.sessionData++;
     }
   }
 

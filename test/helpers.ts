@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import type { MQueueTransport } from '../src/interfaces/transport.js';
-import { decodeAgentMessage, MessageEncoder } from '../src/wire/index.js';
-import type { AgentMessage } from '../src/wire/types.js';
+import { decodeAgentMessage, MessageEncoder, Status } from '../src/wire/index.js';
+import type { AgentMessage, SeqRange } from '../src/wire/types.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -94,6 +94,61 @@ export class ScriptedTransport implements MQueueTransport {
   count(type: AgentMessage['type']): number {
     return this.sent.filter((m) => m.type === type).length;
   }
+}
+
+export interface ScriptedManagerOptions {
+  /** The session id every StartAck carries. */
+  session?: bigint;
+  /** Sees each message first; returning true skips the default answer to it. */
+  answer?: (message: AgentMessage, transport: ScriptedTransport, session: bigint) => unknown;
+  /** Once End and every seq are in (default: EndAck Ok). */
+  complete?: (transport: ScriptedTransport, session: bigint) => void;
+}
+
+/**
+ * A scripted manager that follows the protocol, one session at a time: StartAck Ok for a Start;
+ * at End, a ReqRet for the seqs still missing (all of them for the agent's probe End, sent
+ * before any data); `complete` once End and every seq are in.
+ */
+export function scriptedManager(options: ScriptedManagerOptions = {}): ScriptedTransport {
+  const session = options.session ?? 0xfedcba9876543210n;
+  const complete =
+    options.complete ?? ((t: ScriptedTransport) => t.reply(t.encoder.endAck(Status.Ok, session)));
+  let size = 0;
+  const received = new Set<bigint>();
+  let ended = false;
+  let completed = false;
+  const finish = (t: ScriptedTransport) => {
+    completed = true;
+    complete(t, session);
+  };
+  return new ScriptedTransport((m, t) => {
+    if (options.answer?.(m, t, session) === true) return;
+    if (m.type === 'Start') {
+      size = Number(m.size);
+      received.clear();
+      ended = false;
+      completed = false;
+      t.reply(t.encoder.startAck(Status.Ok, session));
+    } else if (m.type === 'DataValue' && m.session === session && m.seq < BigInt(size)) {
+      received.add(m.seq);
+      if (ended && !completed && received.size === size) finish(t);
+    } else if (m.type === 'End' && m.session === session && !completed) {
+      ended = true;
+      if (received.size === size) {
+        finish(t);
+        return;
+      }
+      const ranges: SeqRange[] = [];
+      for (let seq = 0n; seq < BigInt(size); seq++) {
+        if (received.has(seq)) continue;
+        const last = ranges.at(-1);
+        if (last && last.end === seq - 1n) last.end = seq;
+        else ranges.push({ begin: seq, end: seq });
+      }
+      t.reply(t.encoder.reqRet(session, ranges));
+    }
+  });
 }
 
 export function doc(id: string, extra: Record<string, unknown> = {}): string {

@@ -31,3 +31,18 @@ export function selectSeqs(ranges: readonly SeqRange[], size: number): SeqSpan[]
   }
   return merged;
 }
+
+/**
+ * Whether `ranges` (in any order, possibly overlapping or split) cover exactly the seqs
+ * 0..size-1: what a manager asks for when it has a session of `size` items and none of its data.
+ */
+export function coversExactly(ranges: readonly SeqRange[], size: number): boolean {
+  if (ranges.length === 0 || size <= 0) return false;
+  const sorted = [...ranges].sort((a, b) => (a.begin < b.begin ? -1 : a.begin > b.begin ? 1 : 0));
+  let covered = -1n; // highest seq covered so far
+  for (const { begin, end } of sorted) {
+    if (end < begin || begin > covered + 1n) return false;
+    if (end > covered) covered = end;
+  }
+  return (sorted[0] as SeqRange).begin === 0n && covered === BigInt(size) - 1n;
+}

@@ -10,7 +10,7 @@ import { MessageEncoder } from '../wire/encode.js';
 import { Status, WireMode, WireOperation } from '../wire/index.js';
 import type { ManagerResponse, StartFields } from '../wire/types.js';
 import { Mailbox, TIMEOUT } from './mailbox.js';
-import { selectSeqs } from './seq-ranges.js';
+import { coversExactly, selectSeqs } from './seq-ranges.js';
 import { errorMessage, SyncError } from './sync-error.js';
 
 /** Rows read from the queue (or the recovery buffer) per round trip; bounds memory during a sync. */
@@ -75,8 +75,9 @@ function failureStatus(stage: string, status: Status): SyncError {
 }
 
 /**
- * Runs one session of the protocol: Start -> StartAck -> data -> End ->
- * EndAck, with ReqRet retransmission, timeouts and retries. One driver per
+ * Runs one session of the protocol: Start -> StartAck -> (probe End -> ReqRet
+ * for every seq) -> data -> End -> EndAck, with ReqRet retransmission,
+ * timeouts and retries. One driver per
  * AgentSyncProtocol; sessions never overlap (the caller guarantees it).
  */
 export class SessionDriver {
@@ -114,7 +115,10 @@ export class SessionDriver {
       await this.link.open();
       session = await this.startSession(plan, options, pacer);
       stage = 'data';
-      this.mailbox.closeDoors();
+      // After a probe the End is out: its EndAck (or a ReqRet) may come as soon as the last
+      // item arrives, so the doors stay open for them.
+      const probed = plan.size > 0;
+      if (!probed) this.mailbox.closeDoors();
       report('data');
       if (plan.checksum) {
         const { index, checksum } = plan.checksum;
@@ -136,7 +140,9 @@ export class SessionDriver {
       }
       stage = 'end';
       report('end');
-      await this.endSession(plan, session, options, pacer, counts, () => report('retransmit'));
+      await this.endSession(plan, session, probed, options, pacer, counts, () =>
+        report('retransmit'),
+      );
       return { ok: true, session, ...counts };
     } catch (error) {
       const failure = this.toSyncError(error, options.signal);
@@ -205,11 +211,16 @@ export class SessionDriver {
     }
   }
 
+  /**
+   * Start -> StartAck Ok, and for a plan with items, the probe (see {@link probe}). A session the
+   * probe shows is not this Start's is never used again, and Start is sent again (an attempt).
+   */
   private async startSession(
     plan: SessionPlan,
     options: SessionOptions,
     pacer: Pacer | undefined,
   ): Promise<bigint> {
+    const refused = new Set<bigint>();
     return this.withRetries('Start', options, async () => {
       this.mailbox.expect(['StartAck']);
       const start = this.encoder.start({
@@ -219,30 +230,82 @@ export class SessionDriver {
         index: plan.indices,
       });
       await this.sendOrAbort(start, pacer, options);
-      const answer = await this.mailbox.next(options.timeoutMs, options.signal);
-      if (answer === TIMEOUT) throw new WaitTimeout();
-      if (answer.type !== 'StartAck') throw new WaitTimeout(); // unreachable: only StartAck is expected
-      if (answer.status !== Status.Ok)
-        throw new AbortError(failureStatus('StartAck', answer.status));
-      this.log(
-        'debug',
-        `session ${answer.session} started (${WireMode[plan.mode]}, ${plan.size} items)`,
-      );
-      return answer.session;
+      for (;;) {
+        const answer = await this.mailbox.next(options.timeoutMs, options.signal);
+        if (answer === TIMEOUT) throw new WaitTimeout();
+        if (answer.type !== 'StartAck') throw new WaitTimeout(); // unreachable: only StartAck is expected
+        if (answer.status !== Status.Ok)
+          throw new AbortError(failureStatus('StartAck', answer.status));
+        if (refused.has(answer.session)) continue;
+        if (plan.size > 0 && !(await this.probe(plan, answer.session, options, pacer))) {
+          refused.add(answer.session);
+          throw new WaitTimeout();
+        }
+        this.log(
+          'debug',
+          `session ${answer.session} started (${WireMode[plan.mode]}, ${plan.size} items)`,
+        );
+        return answer.session;
+      }
     });
   }
 
+  /**
+   * Whether `session` is the one this Start opened. A StartAck names no Start, so a late answer
+   * to an earlier sync's Start (one that timed out, was duplicated on the way, or came from a
+   * process that died) looks like this sync's own; its session may hold fewer items, and the
+   * manager would drop the rest yet answer EndAck Ok. So End goes first: a manager answers an
+   * End for a session it has no data of with a ReqRet for every seq, 0..size-1, which tells
+   * the session's size. Only the exact range proves it; anything else (an EndAck, other ranges,
+   * no answer) refuses the session. The data then goes out in answer to that ReqRet.
+   */
+  private async probe(
+    plan: SessionPlan,
+    session: bigint,
+    options: SessionOptions,
+    pacer: Pacer | undefined,
+  ): Promise<boolean> {
+    this.mailbox.expect(['EndAck', 'ReqRet'], session);
+    await this.sendOrAbort(this.encoder.end(session), pacer, options);
+    const answer = await this.mailbox.next(options.timeoutMs, options.signal);
+    if (answer !== TIMEOUT && answer.type === 'ReqRet' && coversExactly(answer.ranges, plan.size))
+      return true;
+    this.log(
+      'warn',
+      `session ${session} is not the one this Start opened (its End got ${
+        answer === TIMEOUT
+          ? 'no answer'
+          : answer.type === 'ReqRet'
+            ? 'a ReqRet for other seqs'
+            : `an EndAck ${Status[answer.status] ?? answer.status}`
+      }); it is left to expire and Start is sent again`,
+    );
+    this.mailbox.expect(['StartAck']);
+    return false;
+  }
+
+  /**
+   * End -> EndAck, answering ReqRets. After a probe the manager already has an End and answers
+   * as soon as the last item arrives; this End is what makes it ask for items lost on the way
+   * (without it, a loss would cost a whole timeout). It may reach the manager after the session
+   * is indexed, which ignores it.
+   */
   private async endSession(
     plan: SessionPlan,
     session: bigint,
+    probed: boolean,
     options: SessionOptions,
     pacer: Pacer | undefined,
     counts: { retransmitted: number },
     onPage: () => void,
   ): Promise<void> {
     let rounds = 0;
+    let keepMail = probed;
     await this.withRetries('End', options, async () => {
-      this.mailbox.expect(['EndAck', 'ReqRet'], session);
+      // expect() empties the mailbox: not on the first attempt after a probe, whose EndAck
+      // may already be waiting there.
+      if (!keepMail) this.mailbox.expect(['EndAck', 'ReqRet'], session);
+      keepMail = false;
       await this.sendOrAbort(this.encoder.end(session), pacer, options);
       for (;;) {
         const answer = await this.mailbox.next(options.timeoutMs, options.signal);

@@ -67,9 +67,9 @@ describe('stats', () => {
     expect(stats.syncsFailed.timeout).toBe(0);
     expect(stats.retransmitted).toBe(1);
     expect(stats.queueDepth).toBe(1);
-    // Start + 4 data + End + 1 resend, then the failed sync's Start.
-    expect(stats.messagesSent).toBe(8);
-    expect(transport.sent).toHaveLength(8);
-    expect(stats.bytesSent).toBeGreaterThan(8 * 40);
+    // Start + probe End + 4 data + End + 1 resend, then the failed sync's Start.
+    expect(stats.messagesSent).toBe(9);
+    expect(transport.sent).toHaveLength(9);
+    expect(stats.bytesSent).toBeGreaterThan(9 * 40);
   });
 });

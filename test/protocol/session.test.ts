@@ -2,8 +2,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AgentSyncProtocol, Mode, Operation } from '../../src/index.js';
 import { MockManager } from '../../src/testing/index.js';
 import { Status } from '../../src/wire/index.js';
-import type { AgentMessage } from '../../src/wire/types.js';
-import { dbFile, doc, RecordingTransport, ScriptedTransport } from '../helpers.js';
+import {
+  dbFile,
+  doc,
+  RecordingTransport,
+  type ScriptedTransport,
+  scriptedManager,
+} from '../helpers.js';
 
 const open: Array<{ close(): Promise<void> }> = [];
 afterEach(async () => {
@@ -29,18 +34,6 @@ function setup(
   return { manager, transport, agent };
 }
 
-/** A scripted manager that behaves well unless the test overrides one answer. */
-function scripted(
-  answer: (m: AgentMessage, t: ScriptedTransport, session: bigint) => boolean | undefined,
-): ScriptedTransport {
-  const session = 0xfedcba9876543210n;
-  return new ScriptedTransport((m, t) => {
-    if (answer(m, t, session)) return;
-    if (m.type === 'Start') t.reply(t.encoder.startAck(Status.Ok, session));
-    if (m.type === 'End') t.reply(t.encoder.endAck(Status.Ok, session));
-  });
-}
-
 function agentOn(transport: ScriptedTransport, items = 3) {
   const agent = new AgentSyncProtocol({
     moduleName: 'fim',
@@ -55,13 +48,14 @@ function agentOn(transport: ScriptedTransport, items = 3) {
 }
 
 describe('a Delta sync against the mock manager', () => {
-  it('sends Start, every item once in queue order, End, and empties the queue on EndAck Ok', async () => {
+  it('sends Start, End (the probe), every item once in queue order, End, and empties the queue on EndAck Ok', async () => {
     const { manager, transport, agent } = setup({ items: 5 });
     const result = await agent.synchronizeModule(Mode.Delta);
     expect(result).toMatchObject({ ok: true, sent: 5, retransmitted: 0 });
     expect(typeof (result as { session: bigint }).session).toBe('bigint');
     expect(transport.sent.map((m) => m.type)).toEqual([
       'Start',
+      'End',
       'DataValue',
       'DataValue',
       'DataValue',
@@ -101,10 +95,7 @@ describe('a Delta sync against the mock manager', () => {
 
   it('carries u64 session ids as bigint beyond 2^53', async () => {
     const big = 0xfffffffffffffff0n;
-    const transport = new ScriptedTransport((m, t) => {
-      if (m.type === 'Start') t.reply(t.encoder.startAck(Status.Ok, big));
-      if (m.type === 'End') t.reply(t.encoder.endAck(Status.Ok, big));
-    });
+    const transport = scriptedManager({ session: big });
     const agent = agentOn(transport, 2);
     expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true, session: big });
     expect(
@@ -144,7 +135,20 @@ describe('timeouts and retries', () => {
     expect(performance.now() - began).toBeGreaterThanOrEqual(200);
   });
 
-  it('sends End again when EndAck does not come, without resending data', async () => {
+  it('sends End again when its answer does not come, and resends only what was lost', async () => {
+    const { manager, transport, agent } = setup({ items: 3 });
+    manager.inject({ type: 'DataValue', seq: 1n, action: 'drop', times: 1 });
+    manager.inject({ type: 'End', action: 'drop', skip: 1, times: 1 }); // the End after the data
+    expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({
+      ok: true,
+      sent: 3,
+      retransmitted: 1,
+    });
+    expect(transport.count('End')).toBe(3);
+    expect(transport.of('DataValue').map((m) => m.seq)).toEqual([0n, 1n, 2n, 1n]);
+  });
+
+  it('a lost probe End costs another Start, not the data', async () => {
     const { manager, transport, agent } = setup({ items: 3 });
     manager.inject({ type: 'End', action: 'drop', times: 1 });
     expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({
@@ -152,8 +156,17 @@ describe('timeouts and retries', () => {
       sent: 3,
       retransmitted: 0,
     });
-    expect(transport.count('End')).toBe(2);
-    expect(transport.count('DataValue')).toBe(3);
+    expect(transport.sent.map((m) => m.type)).toEqual([
+      'Start',
+      'End',
+      'Start',
+      'End',
+      'DataValue',
+      'DataValue',
+      'DataValue',
+      'End',
+    ]);
+    expect(manager.documents()).toHaveLength(3);
   });
 
   it('fails with timeout after retries + 1 Ends and returns the items to pending', async () => {
@@ -197,7 +210,7 @@ describe('manager statuses', () => {
     const { manager, transport, agent } = setup({ items: 4 });
     manager.forceStatus('EndAck', status);
     expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: false, reason });
-    expect(transport.count('End')).toBe(1);
+    expect(transport.count('End')).toBe(2);
     expect(agent.pendingCount).toBe(4);
     // The next sync sends them all again and succeeds.
     expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true, sent: 4 });
@@ -225,20 +238,19 @@ describe('ReqRet', () => {
     expect(result).toMatchObject({ ok: true, sent: 10, retransmitted: 3 });
     const seqs = transport.of('DataValue').map((m) => m.seq);
     expect(seqs.slice(10)).toEqual([2n, 3n, 7n]);
-    expect(transport.count('End')).toBe(1);
+    expect(transport.count('End')).toBe(2); // the probe's and the one after the data
     expect(manager.documents()).toHaveLength(10);
   });
 
   it('clips a range that ends at 2^64-1 to the session', async () => {
     let asked = false;
-    const transport = scripted((m, t, session) => {
-      if (m.type === 'End' && !asked) {
+    const transport = scriptedManager({
+      complete: (t, session) => {
+        if (asked) return;
         asked = true;
         t.reply(t.encoder.reqRet(session, [{ begin: 1n, end: 2n ** 64n - 1n }]));
         setTimeout(() => t.reply(t.encoder.endAck(Status.Ok, session)), 20);
-        return true;
-      }
-      return undefined;
+      },
     });
     const agent = agentOn(transport, 4);
     expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({
@@ -254,8 +266,9 @@ describe('ReqRet', () => {
 
   it('merges overlapping ranges so each seq is resent once', async () => {
     let asked = false;
-    const transport = scripted((m, t, session) => {
-      if (m.type === 'End' && !asked) {
+    const transport = scriptedManager({
+      complete: (t, session) => {
+        if (asked) return;
         asked = true;
         t.reply(
           t.encoder.reqRet(session, [
@@ -264,9 +277,7 @@ describe('ReqRet', () => {
           ]),
         );
         setTimeout(() => t.reply(t.encoder.endAck(Status.Ok, session)), 20);
-        return true;
-      }
-      return undefined;
+      },
     });
     const agent = agentOn(transport, 5);
     expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true, retransmitted: 4 });
@@ -277,12 +288,8 @@ describe('ReqRet', () => {
     ['an inverted range', [{ begin: 3n, end: 1n }]],
     ['ranges past the last seq', [{ begin: 10n, end: 20n }]],
   ])('fails with retransmit-invalid on %s', async (_name, ranges) => {
-    const transport = scripted((m, t, session) => {
-      if (m.type === 'End') {
-        t.reply(t.encoder.reqRet(session, ranges));
-        return true;
-      }
-      return undefined;
+    const transport = scriptedManager({
+      complete: (t, session) => t.reply(t.encoder.reqRet(session, ranges)),
     });
     const agent = agentOn(transport, 3);
     expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({
@@ -293,35 +300,98 @@ describe('ReqRet', () => {
   });
 
   it('fails after maxReqRetRounds when the manager asks for retransmission forever', async () => {
-    const transport = scripted((m, t, session) => {
-      if (m.type === 'End' || m.type === 'DataValue') {
-        if (m.type === 'End' || m.seq === 0n)
+    let completed = false;
+    const transport = scriptedManager({
+      answer: (m, t, session) => {
+        // Every resend of seq 0 is answered with a request for seq 0 again.
+        if (completed && m.type === 'DataValue' && m.seq === 0n)
           t.reply(t.encoder.reqRet(session, [{ begin: 0n, end: 0n }]));
-        return true;
-      }
-      return undefined;
+      },
+      complete: (t, session) => {
+        completed = true;
+        t.reply(t.encoder.reqRet(session, [{ begin: 0n, end: 0n }]));
+      },
     });
     const agent = agentOn(transport, 2);
     const result = await agent.synchronizeModule(Mode.Delta, { maxReqRetRounds: 5 });
     expect(result).toMatchObject({ ok: false, reason: 'retransmit-invalid' });
-    expect(transport.count('End')).toBe(1);
+    expect(transport.count('End')).toBe(2);
+  });
+});
+
+describe('the probe: End before data tells the session size', () => {
+  // A manager whose first StartAck carries a stale session (opened by an earlier Start for
+  // `staleSize` items): its probe End is answered as that session would be.
+  function staleFirst(staleSize: number, answerProbe: 'reqret' | 'endack' | 'silent') {
+    const stale = 0x5fa1en;
+    let first = true;
+    return scriptedManager({
+      answer: (m, t) => {
+        if (m.type === 'Start' && first) {
+          first = false;
+          t.reply(t.encoder.startAck(Status.Ok, stale));
+          return true;
+        }
+        if (m.type === 'End' && m.session === stale) {
+          if (answerProbe === 'reqret')
+            t.reply(t.encoder.reqRet(stale, [{ begin: 0n, end: BigInt(staleSize - 1) }]));
+          if (answerProbe === 'endack') t.reply(t.encoder.endAck(Status.Ok, stale));
+          return true;
+        }
+        return m.type === 'DataValue' && m.session === stale;
+      },
+    });
+  }
+
+  it.each([
+    ['a ReqRet for fewer seqs', 'reqret', 2],
+    ['a ReqRet for more seqs', 'reqret', 9],
+    ['an EndAck', 'endack', 2],
+    ['no answer', 'silent', 2],
+  ] as const)('refuses a session whose probe gets %s, and starts again', async (_n, kind, size) => {
+    const transport = staleFirst(size, kind);
+    const agent = agentOn(transport, 3);
+    const result = await agent.synchronizeModule(Mode.Delta);
+    expect(result).toMatchObject({ ok: true, sent: 3, session: 0xfedcba9876543210n });
+    expect(transport.count('Start')).toBe(2);
+    // Nothing went to the stale session but its probe End.
+    const stale = transport.sent.filter((m) => 'session' in m && m.session === 0x5fa1en);
+    expect(stale.map((m) => m.type)).toEqual(['End']);
+    expect(agent.pendingCount).toBe(0);
+  });
+
+  it('a session refused on every attempt fails the sync with timeout and keeps the items', async () => {
+    const transport = scriptedManager({
+      answer: (m, t, session) => {
+        if (m.type === 'End') {
+          t.reply(t.encoder.reqRet(session, [{ begin: 0n, end: 0n }]));
+          return true;
+        }
+      },
+    });
+    const agent = agentOn(transport, 3);
+    const result = await agent.synchronizeModule(Mode.Delta, { retries: 2 });
+    expect(result).toMatchObject({ ok: false, reason: 'timeout' });
+    expect(transport.count('Start')).toBe(3);
+    expect(transport.count('DataValue')).toBe(0);
+    expect(agent.pendingCount).toBe(3);
   });
 });
 
 describe('responses for another session or phase', () => {
   it('ignores EndAck and ReqRet of another session, and StartAck after the start phase', async () => {
-    const transport = scripted((m, t, session) => {
-      if (m.type === 'DataValue' && m.seq === 0n) {
-        t.reply(t.encoder.startAck(Status.Ok, 1n)); // wrong phase
-        t.reply(t.encoder.endAck(Status.Ok, session)); // wrong phase: data transfer
-      }
-      if (m.type === 'End') {
-        t.reply(t.encoder.endAck(Status.Error, session + 1n)); // wrong session
-        t.reply(t.encoder.reqRet(session - 1n, [{ begin: 0n, end: 0n }])); // wrong session
-        setTimeout(() => t.reply(t.encoder.endAck(Status.Ok, session)), 10);
-        return true;
-      }
-      return undefined;
+    const transport = scriptedManager({
+      answer: (m, t, session) => {
+        if (m.type === 'DataValue' && m.seq === 0n) {
+          t.reply(t.encoder.startAck(Status.Ok, 1n)); // wrong phase
+          t.reply(t.encoder.endAck(Status.Error, session + 1n)); // wrong session
+        }
+        if (m.type === 'End') {
+          t.reply(t.encoder.endAck(Status.Error, session + 1n)); // wrong session
+          t.reply(t.encoder.reqRet(session - 1n, [{ begin: 0n, end: 0n }])); // wrong session
+        }
+      },
+      complete: (t, session) => setTimeout(() => t.reply(t.encoder.endAck(Status.Ok, session)), 10),
     });
     const agent = agentOn(transport, 3);
     expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({
@@ -332,7 +402,7 @@ describe('responses for another session or phase', () => {
   });
 
   it('parseResponseBuffer returns false for invalid bytes and true for a valid but unexpected message', () => {
-    const transport = scripted(() => undefined);
+    const transport = scriptedManager();
     const agent = agentOn(transport, 0);
     expect(agent.parseResponseBuffer(new Uint8Array([1, 2, 3]))).toBe(false);
     expect(agent.parseResponseBuffer(transport.encoder.endAck(Status.Ok, 5n))).toBe(true);

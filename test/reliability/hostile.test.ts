@@ -52,7 +52,12 @@ class HeldManager implements MQueueTransport {
       this.sent.DataValue++;
     } else if (message?.type === 'End') {
       this.sent.End++;
-      this.releaseEnd = () => this.reply(this.encoder.endAck(Status.Ok, SESSION));
+      // The probe End, before any data, is answered at once, as a manager does: every seq.
+      if (this.sent.DataValue === 0) {
+        this.reply(this.encoder.reqRet(SESSION, [{ begin: 0n, end: BigInt(ITEMS - 1) }]));
+      } else {
+        this.releaseEnd = () => this.reply(this.encoder.endAck(Status.Ok, SESSION));
+      }
     } else {
       this.sent.other++;
     }
@@ -71,8 +76,8 @@ class HeldManager implements MQueueTransport {
 /** Would the driver act on this decoded response in `phase`? */
 function acceptable(response: ManagerResponse, phase: Phase): boolean {
   if (phase === 'start') return response.type === 'StartAck';
-  if (phase === 'end') return response.type !== 'StartAck' && response.session === SESSION;
-  return false;
+  // From the probe on, the End is out: EndAck and ReqRet of the session count, data phase too.
+  return response.type !== 'StartAck' && response.session === SESSION;
 }
 
 // ---- the inputs ---------------------------------------------------------------------------------
@@ -290,7 +295,7 @@ describe('hostile responses to a running sync', () => {
     feed(agent, inputs, 'end', fed);
     await sleep(20);
     expect(settled).toBe(false);
-    expect(manager.sent).toEqual({ Start: 1, DataValue: ITEMS, End: 1, other: 0 });
+    expect(manager.sent).toEqual({ Start: 1, DataValue: ITEMS, End: 2, other: 0 });
     (manager.releaseEnd as () => void)();
 
     const result = await running;
@@ -306,7 +311,7 @@ describe('hostile responses to a running sync', () => {
       sent: ITEMS,
       retransmitted: 0,
     });
-    expect(manager.sent).toEqual({ Start: 1, DataValue: ITEMS, End: 1, other: 0 });
+    expect(manager.sent).toEqual({ Start: 1, DataValue: ITEMS, End: 2, other: 0 });
     // Loose bound: no single call may take seconds (the largest input is ~3.6 MB).
     expect(fed.maxMs).toBeLessThan(5000);
     expect(fed.rejected).toBeGreaterThan(10_000);
@@ -339,7 +344,7 @@ describe('hostile responses to a running sync', () => {
       `hostile: a ${bytes.length}-byte ReqRet of 900000 ranges took ${ms.toFixed(0)} ms to take in`,
     );
     expect(result).toEqual({ ok: true, session: SESSION, sent: ITEMS, retransmitted: ITEMS });
-    expect(manager.sent.End).toBe(1);
+    expect(manager.sent.End).toBe(2);
     expect(ms).toBeLessThan(10_000);
     await agent.close();
   }, 60_000);
@@ -360,8 +365,12 @@ describe('hostile responses to a running sync', () => {
         const m = decodeAgentMessage(bytes);
         if (m?.type === 'Start') answer(encoder.startAck(Status.Ok, SESSION));
         if (m?.type === 'DataValue') counts.DataValue++;
-        // Every End, and every resend of seq 1, is answered with "send seq 1 again".
-        if (
+        // The probe End (before any data) is answered as a manager does; every later End, and
+        // every resend of seq 1, with "send seq 1 again".
+        if (m?.type === 'End' && counts.DataValue === 0) {
+          counts.End++;
+          answer(encoder.reqRet(SESSION, [{ begin: 0n, end: 2n }]));
+        } else if (
           m?.type === 'End' ||
           (m?.type === 'DataValue' && counts.DataValue > 3 && m.seq === 1n)
         ) {
@@ -386,7 +395,7 @@ describe('hostile responses to a running sync', () => {
     expect(result).toMatchObject({ ok: false, reason: 'retransmit-invalid' });
     expect((result as { message: string }).message).toMatch(/more than 16 times/);
     expect(counts.DataValue).toBe(3 + 16); // 16 rounds answered, the 17th refused
-    expect(counts.End).toBe(1);
+    expect(counts.End).toBe(2); // the probe's and the one after the data
     expect(Date.now() - started).toBeLessThan(2000); // no timeout was needed to stop it
     expect(agent.pendingCount).toBe(3);
     await agent.close();

@@ -66,7 +66,7 @@ describe('TcpTransport with MockManagerServer', () => {
     const stats = await getJson(server.httpPort, '/stats');
     expect(stats.body).toMatchObject({
       sessionsCompleted: 1,
-      reqRetsSent: 1,
+      reqRetsSent: 2, // the answer to the probe End, and the one for the dropped item
       connections: 1,
       faults: { dropped: 1 },
     });

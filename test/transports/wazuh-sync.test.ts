@@ -76,8 +76,8 @@ describe('a sync over the Wazuh agent sockets', () => {
       id: '007_/etc/f3',
       data: { i: 3 },
     });
-    // Start + 200 DataValues + End + 1 retransmission, each one datagram.
-    expect(daemon.received).toHaveLength(count + 3);
-    expect(manager.stats.reqRetsSent).toBe(1);
+    // Start + probe End + 200 DataValues + End + 1 retransmission, each one datagram.
+    expect(daemon.received).toHaveLength(count + 4);
+    expect(manager.stats.reqRetsSent).toBe(2); // the probe's answer, and the resend's
   });
 });

@@ -4,7 +4,15 @@ import { computeIndexChecksum } from '../checksum.js';
 import type { LogFunction, Logger, LogLevel } from '../interfaces/logger.js';
 import { toLogFunction } from '../logging.js';
 import { InProcessTransport } from '../transports/in-process.js';
-import { decodeMessage, MessageEncoder, Status, WireMode, WireOperation } from '../wire/index.js';
+import {
+  decodeMessage,
+  MessageEncoder,
+  MessageType,
+  Status,
+  verifyMessage,
+  WireMode,
+  WireOperation,
+} from '../wire/index.js';
 import type {
   ChecksumModuleMessage,
   DataCleanMessage,
@@ -14,6 +22,7 @@ import type {
   SeqRange,
   StartMessage,
 } from '../wire/types.js';
+import { isJsonBytes } from './json-bytes.js';
 import { mulberry32 } from './prng.js';
 
 /** How the manager hands its answers back to the sender. */
@@ -123,23 +132,29 @@ export interface StoredDocument {
   data: unknown;
 }
 
-/** Marks a stored DataClean among the items of a session. */
-const CLEAN = -1;
-
-interface Item {
-  /** A WireOperation, or CLEAN. */
-  op: number;
-  id: string;
-  index: string;
-  /**
-   * Upsert only: the document is `chunk[offset, offset + length)`, a copy in
-   * the session's arena (the sender reuses its buffer). Packing copies into
-   * shared chunks costs far less per message than one small buffer each.
-   */
-  chunk: Buffer | undefined;
-  offset: number;
-  length: number;
+/**
+ * A document as indexed. Its JSON was validated when its session ended; it is
+ * parsed on first read (`raw[start, end)` until then), which keeps that cost
+ * out of the session.
+ */
+interface IndexedDocument extends StoredDocument {
+  raw: Buffer | undefined;
+  start: number;
+  end: number;
 }
+
+/** Marks a stored DataClean among the items of a session (others hold a WireOperation). */
+const CLEAN = 0xff;
+
+// A session keeps what it stores of each DataValue/DataClean as a record in
+// its arena (the sender reuses its buffer, and packing copies into shared
+// chunks costs far less than one small buffer each): a header of RECORD_HEADER
+// bytes (u32 LE: seq low, seq high, kind, data length, id length, index
+// length), then the data (Upsert only), id and index bytes. Records are
+// appended in arrival order, so a later arrival of a seq overwrites an
+// earlier one. Strings are decoded and documents parsed only when the index
+// is read, and nothing of this is for the GC to trace.
+const RECORD_HEADER = 24;
 
 /** Arena chunks start small (most sessions are small) and double up to this. */
 const MIN_CHUNK = 4096;
@@ -147,15 +162,21 @@ const MAX_CHUNK = 1 << 20;
 
 interface Session {
   id: bigint;
+  /** The two u32 halves of `id`, to find a DataValue's session without making a bigint. */
+  idLow: number;
+  idHigh: number;
   module: string;
   agentId: string;
   mode: WireMode;
   size: number;
-  /** Keyed by seq, which is always below `size`. */
-  items: Map<number, Item>;
-  /** Current arena chunk for document copies, and how much of it is used. */
-  chunk: Buffer | undefined;
-  chunkUsed: number;
+  /** Every seq below this was received (most arrive in order). */
+  contiguous: number;
+  /** Received seqs above `contiguous`. */
+  scattered: Set<number>;
+  /** Arena chunks of records; the last one is being filled. */
+  chunks: Buffer[];
+  /** Bytes used in each chunk. */
+  filled: number[];
   /** ChecksumModule checksums by index. */
   checksums: Map<string, string>;
   endReceived: boolean;
@@ -163,6 +184,21 @@ interface Session {
   reply: ReplyFunction;
   timer: NodeJS.Timeout;
 }
+
+/** Where the record of each seq of a complete session is. */
+interface Records {
+  chunk: Int32Array;
+  offset: Int32Array;
+}
+
+/** A session validated at End and not yet written to the index. */
+interface PendingSession {
+  session: Session;
+  records: Records;
+}
+
+/** Above this many pending items, End writes them at once instead of waiting for a read. */
+const MAX_PENDING_ITEMS = 1_000_000;
 
 interface RuleState {
   rule: FaultRule;
@@ -204,7 +240,15 @@ export class MockManager {
   private readonly encoder = new MessageEncoder();
 
   private readonly sessions = new Map<bigint, Session>();
-  private readonly indices = new Map<string, Map<string, StoredDocument>>();
+  /** The session of the last DataValue, tried first for the next one. */
+  private lastSession: Session | undefined;
+  private readonly indices = new Map<string, Map<string, IndexedDocument>>();
+  /**
+   * Sessions that ended Ok but are not written to `indices` yet, oldest first:
+   * every read of the index writes them first, so nobody can tell.
+   */
+  private pending: PendingSession[] = [];
+  private pendingItems = 0;
   private readonly timers = new Set<NodeJS.Timeout>();
 
   private rules: RuleState[] = [];
@@ -283,15 +327,7 @@ export class MockManager {
     try {
       // Messages held by 'reorder' go right after this one, whatever happens to it.
       const held = this.heldToManager.length > 0 ? this.takeHeld('to-manager') : undefined;
-      const decoded = decodeMessage(message);
-      if (decoded === null) {
-        this.counters.messagesReceived++;
-        this.rejectInvalid('undecodable buffer', moduleName);
-      } else if (this.rules.length === 0) {
-        this.process(decoded, moduleName, reply);
-      } else {
-        this.receiveWithFaults(message, decoded, moduleName, reply);
-      }
+      this.handle(message, moduleName, reply, this.rules.length > 0);
       if (held !== undefined) {
         for (const h of held) this.receiveBytes(h.bytes, h.module, h.reply);
       }
@@ -302,11 +338,15 @@ export class MockManager {
 
   /** Copies of the stored documents, of one index or of all. */
   documents(index?: string): StoredDocument[] {
+    this.flush();
     const out: StoredDocument[] = [];
     const maps = index === undefined ? this.indices.values() : [this.indices.get(index)];
     for (const docs of maps) {
       if (docs === undefined) continue;
-      for (const doc of docs.values()) out.push({ ...doc });
+      for (const doc of docs.values()) {
+        const { id, itemId, agentId, module } = doc;
+        out.push({ index: doc.index, id, itemId, agentId, module, data: documentData(doc) });
+      }
     }
     return out;
   }
@@ -317,6 +357,8 @@ export class MockManager {
   }
 
   clearDocuments(): void {
+    this.pending = [];
+    this.pendingItems = 0;
     this.indices.clear();
   }
 
@@ -382,6 +424,7 @@ export class MockManager {
     this.closed = true;
     for (const session of this.sessions.values()) clearTimeout(session.timer);
     this.sessions.clear();
+    this.lastSession = undefined;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     this.heldToManager = [];
@@ -390,28 +433,68 @@ export class MockManager {
 
   // ---- incoming -------------------------------------------------------------
 
+  /** Verify, then handle; `faults`: whether the to-manager fault rules apply. */
+  private handle(bytes: Uint8Array, module: string, reply: ReplyFunction, faults: boolean): void {
+    const type = verifyMessage(bytes);
+    if (type === MessageType.DataValue) {
+      // Most messages: read only what is needed now straight from the verified buffer.
+      const table = contentTable(bytes);
+      const op = readU8(bytes, table, DV_OPERATION);
+      if (op !== WireOperation.Upsert && op !== WireOperation.Delete) {
+        // Out of range: decodeMessage would refuse it.
+        this.counters.messagesReceived++;
+        this.rejectInvalid('undecodable buffer', module);
+      } else if (!faults) {
+        this.counters.messagesReceived++;
+        this.onDataValue(bytes, table, op);
+      } else {
+        const seq = readU64(bytes, table, DV_SEQ);
+        this.receiveWithFaults(bytes, 'DataValue', seq, module, reply, () => {
+          this.counters.messagesReceived++;
+          this.onDataValue(bytes, table, op);
+        });
+      }
+      return;
+    }
+    const decoded = type === null ? null : (decodeMessage(bytes) as OtherMessage | null);
+    if (decoded === null) {
+      this.counters.messagesReceived++;
+      this.rejectInvalid('undecodable buffer', module);
+    } else if (!faults) {
+      this.process(decoded, bytes, module, reply);
+    } else {
+      this.receiveWithFaults(bytes, decoded.type, undefined, module, reply, () =>
+        this.process(decoded, bytes, module, reply),
+      );
+    }
+  }
+
   private receiveWithFaults(
     message: Uint8Array,
-    decoded: DecodedMessage,
+    type: string,
+    seq: bigint | undefined,
     module: string,
     reply: ReplyFunction,
+    deliver: () => void,
   ): void {
-    const seq = decoded.type === 'DataValue' ? decoded.seq : undefined;
-    const rule = this.pickFault('to-manager', decoded.type, seq, module);
+    const rule = this.pickFault('to-manager', type, seq, module);
     if (rule === undefined) {
-      this.process(decoded, module, reply);
+      deliver();
       return;
     }
     switch (rule.action) {
       case 'drop':
         this.faultCounters.dropped++;
-        this.report('debug', `fault: dropped ${decoded.type} from '${module}'`);
+        this.report('debug', `fault: dropped ${type} from '${module}'`);
         return;
-      case 'duplicate':
+      case 'duplicate': {
         this.faultCounters.duplicated++;
-        this.process(decoded, module, reply);
-        this.process(decoded, module, reply);
+        // Handling the first copy may answer a sender that then reuses its buffer.
+        const again = message.slice();
+        deliver();
+        this.handle(again, module, reply, false);
         return;
+      }
       case 'delay': {
         this.faultCounters.delayed++;
         // The sender reuses its buffer once receive() returns.
@@ -432,24 +515,21 @@ export class MockManager {
   private receiveBytes(bytes: Uint8Array, module: string, reply: ReplyFunction): void {
     if (this.closed) return;
     try {
-      const decoded = decodeMessage(bytes);
-      if (decoded === null) {
-        this.counters.messagesReceived++;
-        this.rejectInvalid('undecodable buffer', module);
-      } else {
-        this.process(decoded, module, reply);
-      }
+      this.handle(bytes, module, reply, false);
     } catch (error) {
       this.report('error', `failed to handle a message from '${module}': ${describe(error)}`);
     }
   }
 
-  private process(message: DecodedMessage, module: string, reply: ReplyFunction): void {
+  /** `bytes`: the verified message `message` was decoded from. */
+  private process(
+    message: OtherMessage,
+    bytes: Uint8Array,
+    module: string,
+    reply: ReplyFunction,
+  ): void {
     this.counters.messagesReceived++;
     switch (message.type) {
-      case 'DataValue':
-        this.onDataValue(message);
-        return;
       case 'Start':
         this.onStart(message, module, reply);
         return;
@@ -460,7 +540,7 @@ export class MockManager {
         this.onChecksumModule(message);
         return;
       case 'DataClean':
-        this.onDataClean(message);
+        this.onDataClean(message, bytes);
         return;
       default:
         this.rejectInvalid(`unexpected ${message.type}, which only the manager sends`, module);
@@ -499,15 +579,19 @@ export class MockManager {
     }
 
     const id = this.newSessionId();
+    const size = Number(message.size);
     const session: Session = {
       id,
+      idLow: Number(id & 0xffff_ffffn),
+      idHigh: Number(id >> 32n),
       module,
       agentId: message.agentid ?? '',
       mode: message.mode,
-      size: Number(message.size),
-      items: new Map(),
-      chunk: undefined,
-      chunkUsed: 0,
+      size,
+      contiguous: 0,
+      scattered: new Set(),
+      chunks: [],
+      filled: [],
       checksums: new Map(),
       endReceived: false,
       reply,
@@ -523,70 +607,117 @@ export class MockManager {
     this.sendResponse('StartAck', this.encoder.startAck(answered, id), module, reply);
   }
 
-  private onDataValue(message: DataValueMessage): void {
+  /** `table`: the DataValue table of the verified `bytes`; `op`: its operation, a valid one. */
+  private onDataValue(bytes: Uint8Array, table: number, op: WireOperation): void {
     this.counters.dataValuesReceived++;
-    const session = this.sessions.get(message.session);
+    const session = this.dataValueSession(bytes, table);
     if (session === undefined) {
-      this.report('warn', `DataValue seq ${message.seq} for unknown session ${message.session}`);
+      const seq = readU64(bytes, table, DV_SEQ);
+      const id = readU64(bytes, table, DV_SESSION);
+      this.report('warn', `DataValue seq ${seq} for unknown session ${id}`);
       return;
     }
-    const op = message.operation;
-    if (op !== WireOperation.Upsert && op !== WireOperation.Delete) {
-      // Kept so that the session fails at End instead of waiting for a seq forever.
-      this.report(
-        'warn',
-        `DataValue seq ${message.seq} of session ${session.id}: invalid operation ${op}`,
-      );
-    }
-    const data = op === WireOperation.Upsert ? message.data : undefined;
-    this.store(session, message.seq, op, message.id, message.index, data);
+    const seqAt = fieldAt(bytes, table, DV_SEQ);
+    const seqLow = seqAt === 0 ? 0 : u32(bytes, table + seqAt);
+    const seqHigh = seqAt === 0 ? 0 : u32(bytes, table + seqAt + 4);
+    // Absent strings and data read as empty, as decodeMessage gives them.
+    const data = op === WireOperation.Upsert ? vectorAt(bytes, table, DV_DATA) : -1;
+    const id = vectorAt(bytes, table, DV_ID);
+    const index = vectorAt(bytes, table, DV_INDEX);
+    this.store(session, seqLow, seqHigh, op, bytes, data, id, index);
   }
 
-  private onDataClean(message: DataCleanMessage): void {
+  private dataValueSession(bytes: Uint8Array, table: number): Session | undefined {
+    const at = fieldAt(bytes, table, DV_SESSION);
+    const low = at === 0 ? 0 : u32(bytes, table + at);
+    const high = at === 0 ? 0 : u32(bytes, table + at + 4);
+    const last = this.lastSession;
+    if (last !== undefined && last.idLow === low && last.idHigh === high) return last;
+    const session = this.sessions.get(toBigInt(low, high));
+    if (session !== undefined) this.lastSession = session;
+    return session;
+  }
+
+  private onDataClean(message: DataCleanMessage, bytes: Uint8Array): void {
     const session = this.sessions.get(message.session);
     if (session === undefined) {
       this.report('warn', `DataClean seq ${message.seq} for unknown session ${message.session}`);
       return;
     }
-    this.store(session, message.seq, CLEAN, '', message.index, undefined);
+    const low = Number(BigInt.asUintN(32, message.seq));
+    const index = vectorAt(bytes, contentTable(bytes), DC_INDEX);
+    this.store(session, low, Number(message.seq >> 32n), CLEAN, bytes, -1, -1, index);
   }
 
+  /**
+   * Store the item of `seq` (in u32 halves) in `session`; `data`, `id` and
+   * `index` are the positions of vectors in the verified `bytes`, -1 for none.
+   */
   private store(
     session: Session,
-    seq: bigint,
-    op: number,
-    id: string,
-    index: string,
-    data: Uint8Array | undefined,
+    seqLow: number,
+    seqHigh: number,
+    kind: number,
+    bytes: Uint8Array,
+    data: number,
+    id: number,
+    index: number,
   ): void {
-    // Safe: any seq that does not fit a double exactly is far above every allowed size.
-    const n = Number(seq);
+    // Inexact only far above every allowed size.
+    const n = seqHigh * 2 ** 32 + seqLow;
     if (n >= session.size) {
+      const seq = toBigInt(seqLow, seqHigh);
       this.report('warn', `seq ${seq} ignored: session ${session.id} has size ${session.size}`);
       return;
     }
     session.timer.refresh();
-    const item: Item = { op, id, index, chunk: undefined, offset: 0, length: 0 };
-    if (data !== undefined) {
-      let chunk = session.chunk;
-      if (chunk === undefined || chunk.length - session.chunkUsed < data.length) {
-        const grown = chunk === undefined ? MIN_CHUNK : Math.min(chunk.length * 2, MAX_CHUNK);
-        chunk = Buffer.allocUnsafe(Math.max(grown, data.length));
-        session.chunk = chunk;
-        session.chunkUsed = 0;
-      }
-      chunk.set(data, session.chunkUsed);
-      item.chunk = chunk;
-      item.offset = session.chunkUsed;
-      item.length = data.length;
-      session.chunkUsed += data.length;
+    let duplicate = false;
+    if (n === session.contiguous) {
+      let next = n + 1;
+      const { scattered } = session;
+      while (scattered.size > 0 && scattered.delete(next)) next++;
+      session.contiguous = next;
+    } else if (n < session.contiguous || session.scattered.has(n)) {
+      duplicate = true;
+    } else {
+      session.scattered.add(n);
     }
-    const before = session.items.size;
-    session.items.set(n, item);
-    if (session.items.size === before) {
+
+    const dataLength = data < 0 ? 0 : u32(bytes, data);
+    const idLength = id < 0 ? 0 : u32(bytes, id);
+    const indexLength = index < 0 ? 0 : u32(bytes, index);
+    const length = RECORD_HEADER + dataLength + idLength + indexLength;
+    const { chunks, filled } = session;
+    const last = chunks.length - 1;
+    let chunk = chunks[last];
+    let at = filled[last] as number;
+    if (chunk === undefined || chunk.length - at < length) {
+      const grown = chunk === undefined ? MIN_CHUNK : Math.min(chunk.length * 2, MAX_CHUNK);
+      chunk = Buffer.allocUnsafe(Math.max(grown, length));
+      chunks.push(chunk);
+      filled.push(0);
+      at = 0;
+    }
+    putU32(chunk, at, seqLow);
+    putU32(chunk, at + 4, seqHigh);
+    putU32(chunk, at + 8, kind);
+    putU32(chunk, at + 12, dataLength);
+    putU32(chunk, at + 16, idLength);
+    putU32(chunk, at + 20, indexLength);
+    let end = at + RECORD_HEADER;
+    if (dataLength > 0) chunk.set(bytes.subarray(data + 4, data + 4 + dataLength), end);
+    end += dataLength;
+    for (let i = id + 4, stop = i + idLength; i < stop; i++) chunk[end++] = bytes[i] as number;
+    for (let i = index + 4, stop = i + indexLength; i < stop; i++) {
+      chunk[end++] = bytes[i] as number;
+    }
+    filled[filled.length - 1] = end;
+
+    if (duplicate) {
       this.counters.duplicatesReceived++;
+      const seq = toBigInt(seqLow, seqHigh);
       this.report('debug', `seq ${seq} of session ${session.id} received again, overwritten`);
-    } else if (session.endReceived && session.items.size === session.size) {
+    } else if (session.endReceived && received(session) === session.size) {
       // The last retransmission completes the session without another End.
       this.finish(session);
     }
@@ -610,7 +741,7 @@ export class MockManager {
     }
     session.timer.refresh();
     session.endReceived = true;
-    if (session.items.size === session.size) {
+    if (received(session) === session.size) {
       this.finish(session);
       return;
     }
@@ -627,16 +758,21 @@ export class MockManager {
 
   private expire(session: Session): void {
     if (this.sessions.get(session.id) !== session) return;
-    this.sessions.delete(session.id);
+    this.forget(session);
     this.counters.sessionsTimedOut++;
     this.report('warn', `session ${session.id} of '${session.module}' timed out, dropped`);
   }
 
   // ---- indexing -------------------------------------------------------------
 
+  private forget(session: Session): void {
+    this.sessions.delete(session.id);
+    if (this.lastSession === session) this.lastSession = undefined;
+  }
+
   private finish(session: Session): void {
     clearTimeout(session.timer);
-    this.sessions.delete(session.id);
+    this.forget(session);
     const ok = this.complete(session);
     if (ok) this.counters.sessionsCompleted++;
     else this.counters.sessionsFailed++;
@@ -662,7 +798,10 @@ export class MockManager {
     }
   }
 
-  /** Apply a Full/Delta session atomically: validate everything, then write. */
+  /**
+   * Validate a Full/Delta session; when all is valid it is written (atomically)
+   * before the index is next read, see {@link flush}.
+   */
   private index(session: Session): boolean {
     const { id } = session;
     if (!this.indexerAvailable) {
@@ -674,28 +813,48 @@ export class MockManager {
       this.report('error', `session ${id}: indexer failure (scripted), nothing indexed`);
       return false;
     }
-    const parsed: unknown[] = new Array(session.size);
+    const records = recordsOf(session);
     for (let seq = 0; seq < session.size; seq++) {
-      const item = session.items.get(seq) as Item;
-      if (item.op === WireOperation.Upsert) {
+      const chunk = session.chunks[records.chunk[seq] as number] as Buffer;
+      const at = records.offset[seq] as number;
+      const kind = u32(chunk, at + 8);
+      if (kind === WireOperation.Upsert) {
+        const start = at + RECORD_HEADER;
+        const end = start + u32(chunk, at + 12);
+        if (isJsonBytes(chunk, start, end)) continue;
+        // Refused: the real decoding and parse give the reason for the log.
         try {
-          const end = item.offset + item.length;
           // Buffer's own decoding is much faster than TextDecoder for small documents; isUtf8
           // keeps the strictness (invalid UTF-8 fails the session, as a real parser would).
-          if (item.chunk !== undefined && !isUtf8(item.chunk.subarray(item.offset, end))) {
-            throw new Error('invalid UTF-8');
-          }
-          parsed[seq] = JSON.parse(item.chunk?.toString('utf8', item.offset, end) ?? '');
+          if (!isUtf8(chunk.subarray(start, end))) throw new Error('invalid UTF-8');
+          JSON.parse(chunk.toString('utf8', start, end));
         } catch (error) {
           this.report('error', `session ${id}: seq ${seq} is not valid JSON (${describe(error)})`);
           return false;
         }
-      } else if (item.op !== WireOperation.Delete && item.op !== CLEAN) {
-        this.report('error', `session ${id}: seq ${seq} has invalid operation ${item.op}`);
+      } else if (kind !== WireOperation.Delete && kind !== CLEAN) {
+        this.report('error', `session ${id}: seq ${seq} has invalid operation ${kind}`);
         return false;
       }
     }
+    this.pending.push({ session, records });
+    this.pendingItems += session.size;
+    // Bounds what a manager whose index nobody reads keeps pending.
+    if (this.pendingItems > MAX_PENDING_ITEMS) this.flush();
+    this.report('debug', `session ${id}: indexed ${session.size} item(s)`);
+    return true;
+  }
 
+  /** Write the pending sessions to the index, in the order they ended. */
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const pending = this.pending;
+    this.pending = [];
+    this.pendingItems = 0;
+    for (const { session, records } of pending) this.write(session, records);
+  }
+
+  private write(session: Session, records: Records): void {
     const { agentId, module } = session;
     if (session.mode === WireMode.ModuleFull) {
       // Delete-by-query of everything this agent's module had before.
@@ -706,34 +865,42 @@ export class MockManager {
       }
     }
     for (let seq = 0; seq < session.size; seq++) {
-      const item = session.items.get(seq) as Item;
-      if (item.op === CLEAN) {
-        const docs = this.indices.get(item.index);
+      const chunk = session.chunks[records.chunk[seq] as number] as Buffer;
+      const at = records.offset[seq] as number;
+      const kind = u32(chunk, at + 8);
+      const dataStart = at + RECORD_HEADER;
+      const idStart = dataStart + u32(chunk, at + 12);
+      const indexStart = idStart + u32(chunk, at + 16);
+      const index = utf8.decode(chunk.subarray(indexStart, indexStart + u32(chunk, at + 20)));
+      if (kind === CLEAN) {
+        const docs = this.indices.get(index);
         if (docs === undefined) continue;
         for (const [key, doc] of docs) if (doc.agentId === agentId) docs.delete(key);
         continue;
       }
-      const docId = `${agentId}_${item.id}`;
-      if (item.op === WireOperation.Delete) {
-        this.indices.get(item.index)?.delete(docId);
+      const itemId = utf8.decode(chunk.subarray(idStart, indexStart));
+      const docId = `${agentId}_${itemId}`;
+      if (kind === WireOperation.Delete) {
+        this.indices.get(index)?.delete(docId);
         continue;
       }
-      let docs = this.indices.get(item.index);
+      let docs = this.indices.get(index);
       if (docs === undefined) {
         docs = new Map();
-        this.indices.set(item.index, docs);
+        this.indices.set(index, docs);
       }
       docs.set(docId, {
-        index: item.index,
+        index,
         id: docId,
-        itemId: item.id,
+        itemId,
         agentId,
         module,
-        data: parsed[seq],
+        data: undefined,
+        raw: chunk,
+        start: dataStart,
+        end: idStart,
       });
     }
-    this.report('debug', `session ${id}: indexed ${session.size} item(s)`);
-    return true;
   }
 
   private check(session: Session): boolean {
@@ -757,9 +924,10 @@ export class MockManager {
   }
 
   private *agentDocuments(agentId: string, index: string): Generator<unknown> {
+    this.flush();
     const docs = this.indices.get(index);
     if (docs === undefined) return;
-    for (const doc of docs.values()) if (doc.agentId === agentId) yield doc.data;
+    for (const doc of docs.values()) if (doc.agentId === agentId) yield documentData(doc);
   }
 
   // ---- outgoing -------------------------------------------------------------
@@ -910,16 +1078,120 @@ export class MockManager {
 
 /** Missing seqs of a session as sorted, merged inclusive ranges. */
 function missingRanges(session: Session): SeqRange[] {
-  // Sorting the received seqs costs O(received), not O(size), for sparse sessions.
-  const seen = Uint32Array.from(session.items.keys()).sort();
+  // Sorting the scattered seqs costs O(received), not O(size), for sparse sessions.
+  const seen = Float64Array.from(session.scattered).sort();
   const ranges: SeqRange[] = [];
-  let next = 0;
+  let next = session.contiguous;
   for (const seq of seen) {
     if (seq > next) ranges.push({ begin: BigInt(next), end: BigInt(seq - 1) });
     next = seq + 1;
   }
   if (next < session.size) ranges.push({ begin: BigInt(next), end: BigInt(session.size - 1) });
   return ranges;
+}
+
+function received(session: Session): number {
+  return session.contiguous + session.scattered.size;
+}
+
+/** The last record of each seq of a session that has them all. */
+function recordsOf(session: Session): Records {
+  const records: Records = {
+    chunk: new Int32Array(session.size),
+    offset: new Int32Array(session.size),
+  };
+  const { chunks, filled } = session;
+  for (let c = 0; c < chunks.length; c++) {
+    const chunk = chunks[c] as Buffer;
+    for (let at = 0, end = filled[c] as number; at < end; ) {
+      const seq = u32(chunk, at) + u32(chunk, at + 4) * 2 ** 32;
+      records.chunk[seq] = c;
+      records.offset[seq] = at;
+      at += RECORD_HEADER + u32(chunk, at + 12) + u32(chunk, at + 16) + u32(chunk, at + 20);
+    }
+  }
+  return records;
+}
+
+/** The decoder of src/wire/decode.ts: keeps a leading BOM, replaces invalid UTF-8. */
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
+
+/** The parsed JSON of a document, parsed on first use. */
+function documentData(doc: IndexedDocument): unknown {
+  if (doc.raw !== undefined) {
+    // Validated when its session ended, so this does not throw.
+    doc.data = JSON.parse(doc.raw.toString('utf8', doc.start, doc.end));
+    doc.raw = undefined;
+  }
+  return doc.data;
+}
+
+function toBigInt(low: number, high: number): bigint {
+  return (BigInt(high) << 32n) | BigInt(low);
+}
+
+// ---- reading a verified message ------------------------------------------------
+// verifyMessage checked every offset these follow, so they stay in bounds.
+
+type OtherMessage = Exclude<DecodedMessage, DataValueMessage>;
+
+// vtable slots of DataValue's and DataClean's fields.
+const DV_SEQ = 4;
+const DV_SESSION = 6;
+const DV_OPERATION = 8;
+const DV_ID = 10;
+const DV_INDEX = 12;
+const DV_DATA = 16;
+const DC_INDEX = 8;
+
+function u16(bytes: Uint8Array, at: number): number {
+  return (bytes[at] as number) | ((bytes[at + 1] as number) << 8);
+}
+
+function u32(bytes: Uint8Array, at: number): number {
+  return (
+    ((bytes[at] as number) |
+      ((bytes[at + 1] as number) << 8) |
+      ((bytes[at + 2] as number) << 16) |
+      ((bytes[at + 3] as number) << 24)) >>>
+    0
+  );
+}
+
+/** Offset of a field in the table at `table`; 0 when absent. */
+function fieldAt(bytes: Uint8Array, table: number, slot: number): number {
+  const vtable = table - (u32(bytes, table) | 0);
+  return slot < u16(bytes, vtable) ? u16(bytes, vtable + slot) : 0;
+}
+
+/** Position of the Message's content table (the verifier requires one). */
+function contentTable(bytes: Uint8Array): number {
+  const root = u32(bytes, 0);
+  const at = root + fieldAt(bytes, root, 6);
+  return at + u32(bytes, at);
+}
+
+function readU8(bytes: Uint8Array, table: number, slot: number): number {
+  const at = fieldAt(bytes, table, slot);
+  return at === 0 ? 0 : (bytes[table + at] as number);
+}
+
+/** Position of the length word of a string or vector field; -1 when absent. */
+function vectorAt(bytes: Uint8Array, table: number, slot: number): number {
+  const at = fieldAt(bytes, table, slot);
+  return at === 0 ? -1 : table + at + u32(bytes, table + at);
+}
+
+function putU32(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value;
+  bytes[at + 1] = value >>> 8;
+  bytes[at + 2] = value >>> 16;
+  bytes[at + 3] = value >>> 24;
+}
+
+function readU64(bytes: Uint8Array, table: number, slot: number): bigint {
+  const at = fieldAt(bytes, table, slot);
+  return at === 0 ? 0n : toBigInt(u32(bytes, table + at), u32(bytes, table + at + 4));
 }
 
 function describe(error: unknown): string {

@@ -351,6 +351,15 @@ export class MockManager {
     return out;
   }
 
+  /** How many documents are stored, in one index or in all; cheaper than documents().length. */
+  documentCount(index?: string): number {
+    this.flush();
+    if (index !== undefined) return this.indices.get(index)?.size ?? 0;
+    let count = 0;
+    for (const docs of this.indices.values()) count += docs.size;
+    return count;
+  }
+
   /** The checksum Check mode compares for this agent and index (see computeIndexChecksum). */
   indexChecksum(agentId: string, index: string): string {
     return computeIndexChecksum(this.agentDocuments(agentId, index));

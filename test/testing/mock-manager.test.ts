@@ -257,6 +257,9 @@ describe('MockManager sessions', () => {
     expect(peer.take()).toEqual([]);
     peer.upsert(session, 6, 'i6', { seq: 6 });
     expect(peer.take()).toEqual([{ type: 'EndAck', status: Status.Ok, session }]);
+    expect(peer.manager.documentCount()).toBe(10);
+    expect(peer.manager.documentCount('idx')).toBe(10);
+    expect(peer.manager.documentCount('idx-none')).toBe(0);
     expect(peer.manager.documents()).toHaveLength(10);
     expect(peer.manager.stats.reqRetsSent).toBe(2);
   });

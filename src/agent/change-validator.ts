@@ -1,4 +1,5 @@
 import { Operation } from '../enums/operation.js';
+import { isJsonText } from '../json-bytes.js';
 import { MessageEncoder } from '../wire/encode.js';
 import { dataValueSizeBound, frameHeader, MAX_DATAGRAM_BYTES } from '../wire/framing.js';
 import { WireOperation } from '../wire/index.js';
@@ -42,12 +43,8 @@ export class ChangeValidator {
     if (typeof data !== 'string') {
       throw new TypeError(`data must be a string, got ${describe(data)}`);
     }
-    if (operation !== Operation.Delete) {
-      try {
-        JSON.parse(data);
-      } catch (error) {
-        throw new TypeError(`data of '${id}' is not valid JSON: ${(error as Error).message}`);
-      }
+    if (operation !== Operation.Delete && !isJsonText(data)) {
+      throw new TypeError(`data of '${id}' is not valid JSON: ${parseError(data)}`);
     }
     this.checkSize(id, operation, index, data);
   }
@@ -73,6 +70,16 @@ export class ChangeValidator {
       );
     }
   }
+}
+
+/** JSON.parse's own words for what is wrong (the error path only). */
+function parseError(data: string): string {
+  try {
+    JSON.parse(data);
+  } catch (error) {
+    return (error as Error).message;
+  }
+  return 'refused by the JSON check';
 }
 
 function describe(value: unknown): string {

@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { computeIndexChecksum } from '../checksum.js';
 import type { LogFunction, Logger, LogLevel } from '../interfaces/logger.js';
+import { isJsonBytes } from '../json-bytes.js';
 import { toLogFunction } from '../logging.js';
 import { InProcessTransport } from '../transports/in-process.js';
 import {
@@ -22,7 +23,6 @@ import type {
   SeqRange,
   StartMessage,
 } from '../wire/types.js';
-import { isJsonBytes } from './json-bytes.js';
 import { mulberry32 } from './prng.js';
 
 /** How the manager hands its answers back to the sender. */

@@ -1,9 +1,33 @@
-// JSON validation over UTF-8 bytes for the mock manager, which checks every Upsert document at
-// End like a real manager: a scan of the JSON grammar (RFC 8259, what JSON.parse accepts) that
-// builds nothing, about 2.5x cheaper than decoding and JSON.parse. It may refuse valid documents
-// (nesting deeper than MAX_DEPTH); isJsonBytes then parses for real, which decides.
-// test/testing/json-bytes.test.ts checks it against JSON.parse.
+// JSON validation over UTF-8 bytes, without building the value: a scan of the JSON grammar
+// (RFC 8259, what JSON.parse accepts), 2-3x cheaper than JSON.parse. The change validator checks
+// every Create/Modify document with it (see isJsonText), and the mock manager every Upsert it
+// receives. The scan may refuse valid documents (nesting deeper than MAX_DEPTH); isJsonBytes then
+// parses for real, which decides. test/json-bytes.test.ts checks it against JSON.parse.
 import { isUtf8 } from 'node:buffer';
+
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Whether JSON.parse accepts `text`. Encoded to UTF-8 first (a lone surrogate becomes U+FFFD,
+ * which is valid exactly where the surrogate was: inside a string).
+ */
+export function isJsonText(text: string): boolean {
+  const most = 3 * text.length; // UTF-8 bytes per UTF-16 unit, at most
+  if (most > scratch.length) {
+    if (most > 16 * 1024 * 1024) return parses(text); // not worth a buffer that size
+    scratch = Buffer.allocUnsafe(most);
+  }
+  return isJsonBytes(scratch, 0, scratch.write(text));
+}
+
+function parses(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Whether `b[start, end)` is UTF-8 JSON text that JSON.parse accepts. */
 export function isJsonBytes(b: Uint8Array, start = 0, end = b.length): boolean {
@@ -12,12 +36,7 @@ export function isJsonBytes(b: Uint8Array, start = 0, end = b.length): boolean {
   const bytes = b.subarray(start, end);
   if (scan === JSON_NON_ASCII) return isUtf8(bytes);
   if (!isUtf8(bytes)) return false;
-  try {
-    JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
-    return true;
-  } catch {
-    return false;
-  }
+  return parses(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
 }
 
 export const JSON_INVALID = 0;

@@ -1,10 +1,10 @@
-// The mock manager's JSON check must accept exactly what JSON.parse (on strict UTF-8) accepts:
+// The JSON check (the validator's and the mock manager's) must accept exactly what JSON.parse (on strict UTF-8) accepts:
 // a document it wrongly refused would fail a session a real manager indexes, and one it wrongly
 // accepted would be indexed where a real manager fails the session.
 import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isJsonBytes } from '../../src/testing/json-bytes.js';
+import { isJsonBytes, isJsonText } from '../src/json-bytes.js';
 
 function reference(bytes: Uint8Array): boolean {
   if (!isUtf8(bytes)) return false;
@@ -48,7 +48,7 @@ const damaged = fc
     return new Uint8Array(cut % 5 === 0 ? bytes.slice(0, cut % (bytes.length + 1)) : bytes);
   });
 
-describe('isJsonBytes (the mock manager JSON check)', () => {
+describe('isJsonBytes', () => {
   it('agrees with JSON.parse on valid JSON and on damaged JSON', () => {
     let tried = 0;
     fc.assert(
@@ -117,5 +117,44 @@ describe('isJsonBytes (the mock manager JSON check)', () => {
     expect(isJsonBytes(bytes, 2, 13)).toBe(true);
     expect(isJsonBytes(bytes, 2, 12)).toBe(false);
     expect(isJsonBytes(bytes, 0, 13)).toBe(false);
+  });
+});
+
+describe('isJsonText (the change validator check)', () => {
+  it('agrees with JSON.parse on strings, lone surrogates and long documents included', () => {
+    const parses = (text: string) => {
+      try {
+        JSON.parse(text);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    let tried = 0;
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.json(),
+          fc.json().map((t) => t.slice(0, -1)),
+          fc.string({ unit: 'binary' }),
+          fc.string({ unit: 'binary' }).map((t) => JSON.stringify({ t })),
+        ),
+        (text) => {
+          tried++;
+          expect(isJsonText(text)).toBe(parses(text));
+        },
+      ),
+      { numRuns: 10_000 },
+    );
+    for (const text of [
+      '"\ud800"',
+      '\ud800',
+      '["\udfff", 1]',
+      `"${'x'.repeat(100_000)}"`,
+      `[${'1,'.repeat(40_000)}1]`,
+    ]) {
+      expect(isJsonText(text), text.slice(0, 20)).toBe(parses(text));
+    }
+    console.log(`json-text: ${tried} strings checked against JSON.parse`);
   });
 });

@@ -37,7 +37,10 @@ export interface SyncProgress {
 export interface AgentSyncProtocolOptions {
   /** Module name, e.g. 'fim', 'sca', 'syscollector'. Also the `s:<module>:` header of each datagram. */
   moduleName: string;
-  /** SQLite file of the persistent queue; ':memory:' allowed. Created with mode 0600. */
+  /**
+   * SQLite file of the persistent queue; ':memory:' allowed. Created with mode 0600. One open
+   * instance per file: a second one waits for the first to close (see `busyTimeoutMs`).
+   */
   dbPath: string;
   /** The MQueue transport. It belongs to the caller: `close()` does not close it. */
   transport: MQueueTransport;
@@ -45,7 +48,10 @@ export interface AgentSyncProtocolOptions {
   logger?: Logger;
   /** Metadata for Start; each missing field comes from the host (see AgentInfo). */
   agentInfo?: Partial<AgentInfo>;
-  /** How long opening or writing the database waits for another process's lock. Default 5000 ms. */
+  /**
+   * How long opening or writing the database waits for another process's lock, and opening waits
+   * for another instance on the same `dbPath` to close. Default 5000 ms.
+   */
   busyTimeoutMs?: number;
   /** Defaults for every sync call of this instance. */
   syncDefaults?: Omit<SyncOptions, 'signal' | 'onProgress'>;

@@ -1,9 +1,8 @@
-import { closeSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { Operation } from '../enums/operation.js';
 import type { Change } from '../interfaces/change.js';
 import { IntentLog } from './intent-log.js';
+import { createOwnerOnlyFile, OwnerLock } from './owner-lock.js';
 import { StorageError } from './storage-error.js';
 
 /** Where a row stands with respect to the sync session. */
@@ -234,8 +233,9 @@ interface Connection {
  * Synchronous API on better-sqlite3. A single change goes first to an {@link IntentLog} beside
  * the database (one `write()`), and logged changes move into SQLite in batches, before any call
  * that reads the queue; opening replays what a crash left in the log. Every storage failure
- * surfaces as a {@link StorageError} and leaves the queue as it was. Meant to be owned by one
- * process at a time: opening runs crash recovery, which resets any take in progress.
+ * surfaces as a {@link StorageError} and leaves the queue as it was. One open queue owns a
+ * database file (an {@link OwnerLock}): a second opener waits for it to close, up to the busy
+ * timeout.
  */
 export class PersistentQueue {
   readonly path: string;
@@ -243,6 +243,8 @@ export class PersistentQueue {
   private conn: Connection | undefined;
   /** Absent for an in-memory database, which has nothing to survive. */
   private log: IntentLog | undefined;
+  /** Absent for an in-memory database, which nobody else can open. */
+  private owner: OwnerLock | undefined;
   /** Changes in the log and not yet in SQLite, in order; their last serial is `serial`. */
   private logged: QueueChange[] = [];
   private loggedBytes = 0;
@@ -256,10 +258,12 @@ export class PersistentQueue {
     this.path = path;
     this.busyTimeoutMs = busyTimeoutMs;
     const memory = path === ':memory:' || path === '';
-    if (!memory) createOwnerOnlyFile(path);
 
+    // Owned before anything is read: crash recovery below would reset another owner's take.
+    if (!memory) this.owner = this.own(path);
     let db: Database.Database | undefined;
     try {
+      if (!memory) createOwnerOnlyFile(path);
       // `timeout` is SQLite's busy timeout: a second opener waits out a lock instead of failing.
       const handle = new Database(path, { timeout: busyTimeoutMs });
       db = handle;
@@ -284,20 +288,36 @@ export class PersistentQueue {
     } catch (err) {
       this.conn = undefined;
       this.logged = [];
-      try {
-        this.log?.close();
-      } catch {
-        // As below.
+      // The lock last: the files are closed when the next owner comes.
+      for (const release of [
+        () => this.log?.close(),
+        () => db?.close(),
+        () => this.owner?.release(),
+      ]) {
+        try {
+          release();
+        } catch {
+          // The open error is the one worth reporting.
+        }
       }
       this.log = undefined;
-      try {
-        db?.close();
-      } catch {
-        // The open error is the one worth reporting.
-      }
+      this.owner = undefined;
       throw new StorageError(`persistent queue: cannot open ${path}: ${this.reason(err)}`, {
         cause: err,
       });
+    }
+  }
+
+  private own(path: string): OwnerLock {
+    try {
+      return new OwnerLock(`${path}-lock`, this.busyTimeoutMs);
+    } catch (err) {
+      const busy = err instanceof Database.SqliteError && err.code.startsWith('SQLITE_BUSY');
+      const reason = busy
+        ? `another queue has this database open (${path}-lock stayed locked for more than ` +
+          `${this.busyTimeoutMs} ms); open one queue per database, in this process or any other`
+        : this.reason(err);
+      throw new StorageError(`persistent queue: cannot open ${path}: ${reason}`, { cause: err });
     }
   }
 
@@ -468,6 +488,9 @@ export class PersistentQueue {
       throw this.wrap('close', err);
     } finally {
       this.log = undefined;
+      // Last, and even after a failed close: the file is safe for the next owner either way.
+      this.owner?.release();
+      this.owner = undefined;
     }
   }
 
@@ -599,22 +622,4 @@ function completeSuccess(s: Statements): void {
     s.successDelete.run();
   }
   s.successRequeue.run();
-}
-
-// Created up front so the database (and the -wal/-shm files SQLite gives the same mode) is
-// readable by its owner only. A missing directory is an error, not something to create.
-function createOwnerOnlyFile(path: string): void {
-  try {
-    closeSync(openSync(path, 'wx', 0o600));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return;
-    const reason =
-      code === 'ENOENT'
-        ? `directory ${dirname(path)} does not exist`
-        : err instanceof Error
-          ? err.message
-          : String(err);
-    throw new StorageError(`persistent queue: cannot open ${path}: ${reason}`, { cause: err });
-  }
 }

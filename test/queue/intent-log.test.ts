@@ -19,6 +19,18 @@ function crashing(path: string): PersistentQueue {
   return new PersistentQueue(path);
 }
 
+/**
+ * The files a crash of the queue at `path` would leave, copied to a new database path that the
+ * test opens: the abandoned queue still owns `path` (a dead process's lock would be gone).
+ */
+function afterCrash(path: string): string {
+  const copy = `${path}.after-crash`;
+  for (const suffix of ['', '-wal', '-intent']) {
+    if (existsSync(`${path}${suffix}`)) copyFileSync(`${path}${suffix}`, `${copy}${suffix}`);
+  }
+  return copy;
+}
+
 const rows = (q: PersistentQueue) => q.inspect().map((e) => [e.id, e.operation, e.data]);
 
 describe('PersistentQueue intent log', () => {
@@ -34,12 +46,13 @@ describe('PersistentQueue intent log', () => {
     q.persist('c', D, 'i', 'c1'); // a New row deleted: dropped
     expect(statSync(`${path}-intent`).size).toBeGreaterThan(0);
 
-    const reopened = tmp.open(path);
+    const crashed = afterCrash(path);
+    const reopened = tmp.open(crashed);
     expect(rows(reopened)).toEqual([
       ['a', M, 'a2'],
       ['b', C, 'b1'],
     ]);
-    expect(statSync(`${path}-intent`).size).toBe(0); // moved into SQLite, then emptied
+    expect(statSync(`${crashed}-intent`).size).toBe(0); // moved into SQLite, then emptied
   });
 
   it('changes logged during a take are applied to it on reopen, then crash recovery runs', () => {
@@ -50,7 +63,7 @@ describe('PersistentQueue intent log', () => {
     expect(q.take().size).toBe(2);
     q.persist('a', M, 'i', 'a2'); // logged while 'a' is taken
 
-    const reopened = tmp.open(path);
+    const reopened = tmp.open(afterCrash(path));
     // The take failed (it may have reached the manager), and a's new content waits for the next.
     expect(reopened.inspect().map((e) => [e.id, e.data, e.syncStatus])).toEqual([
       ['a', 'a2', 0],
@@ -63,10 +76,11 @@ describe('PersistentQueue intent log', () => {
     const path = tmp.dbPath();
     const q = crashing(path);
     for (const id of ['a', 'b', 'c']) q.persist(id, C, 'i', `{"id":"${id}"}`);
-    const log = readFileSync(`${path}-intent`);
-    writeFileSync(`${path}-intent`, log.subarray(0, log.length - 5));
+    const crashed = afterCrash(path);
+    const log = readFileSync(`${crashed}-intent`);
+    writeFileSync(`${crashed}-intent`, log.subarray(0, log.length - 5));
 
-    expect(rows(tmp.open(path))).toEqual([
+    expect(rows(tmp.open(crashed))).toEqual([
       ['a', C, '{"id":"a"}'],
       ['b', C, '{"id":"b"}'],
     ]);
@@ -76,12 +90,13 @@ describe('PersistentQueue intent log', () => {
     const path = tmp.dbPath();
     const q = crashing(path);
     for (const id of ['a', 'b', 'c']) q.persist(id, C, 'i', `{"id":"${id}"}`);
-    const log = readFileSync(`${path}-intent`);
+    const crashed = afterCrash(path);
+    const log = readFileSync(`${crashed}-intent`);
     const at = log.indexOf('{"id":"b"}');
     log[at + 2] = (log[at + 2] as number) ^ 0xff;
-    writeFileSync(`${path}-intent`, log);
+    writeFileSync(`${crashed}-intent`, log);
 
-    expect(rows(tmp.open(path))).toEqual([['a', C, '{"id":"a"}']]);
+    expect(rows(tmp.open(crashed))).toEqual([['a', C, '{"id":"a"}']]);
   });
 
   it('records already moved into SQLite are not applied again (crash before the log was emptied)', () => {

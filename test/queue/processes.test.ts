@@ -71,6 +71,93 @@ function holdWriteLock(dbPath: string, holdMs: number): Promise<{ done: Promise<
   });
 }
 
+/** Starts a child that keeps a queue open on `dbPath` for `holdMs`; resolves once it is open. */
+function holdQueueOpen(
+  dbPath: string,
+  holdMs: number,
+): Promise<{ child: ChildProcess; done: Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawnFixture('owner-child.ts', [dbPath, String(holdMs)]);
+    let stderr = '';
+    const done = new Promise<void>((resolveDone, rejectDone) => {
+      child.on('close', (code, signal) =>
+        code === 0 || signal === 'SIGKILL'
+          ? resolveDone()
+          : rejectDone(new Error(`owner child failed: ${stderr}`)),
+      );
+    });
+    child.stderr?.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (chunk: string) => {
+      if (chunk.includes('open')) resolve({ child, done });
+    });
+    child.on('error', reject);
+    done.catch(reject);
+  });
+}
+
+function openError(path: string, busyTimeoutMs: number): StorageError {
+  try {
+    new PersistentQueue(path, { busyTimeoutMs }).close();
+  } catch (err) {
+    expect(err).toBeInstanceOf(StorageError);
+    return err as StorageError;
+  }
+  throw new Error('the second queue opened');
+}
+
+const IN_USE =
+  /^persistent queue: cannot open .*queue\.db: another queue has this database open \(.*queue\.db-lock stayed locked for more than \d+ ms\)/;
+
+describe('one queue per database', () => {
+  const tmp = useTempDir();
+
+  it('a second queue in the same process fails clearly and disturbs nothing; it opens once the first closes', () => {
+    const path = tmp.dbPath();
+    const first = tmp.open(path);
+    first.persist('a', Operation.Create, 'i', '{"v":1}');
+    first.persist('b', Operation.Create, 'i', '{"v":1}'); // still in the intent log
+    first.take(); // a sync in progress: a second open's crash recovery would reset it
+
+    const err = openError(path, 50);
+    expect(err.message).toMatch(IN_USE);
+    expect(err.cause).toMatchObject({ code: 'SQLITE_BUSY' });
+
+    // The first queue's log, take and rows are as they were.
+    first.persist('c', Operation.Create, 'i', '{"v":1}');
+    expect(first.readSeqs(0, 1, 2).map((r) => r.id)).toEqual(['a', 'b']);
+    first.complete(true);
+    expect(first.inspect().map((e) => e.id)).toEqual(['c']);
+    first.close();
+
+    const second = tmp.open(path, { busyTimeoutMs: 0 });
+    expect(second.inspect().map((e) => e.id)).toEqual(['c']);
+  });
+
+  it('a queue open in another process: refused past the busy timeout, waited out within it', async () => {
+    const path = tmp.dbPath();
+    const owner = await holdQueueOpen(path, 800);
+    expect(openError(path, 50).message).toMatch(IN_USE);
+    // The owner closes within the default busy timeout (5 s): this open waits for it.
+    const q = tmp.open(path);
+    await owner.done;
+    expect(q.inspect().map((e) => e.id)).toEqual(['child']);
+  });
+
+  it('a killed owner leaves no stale lock: the next queue opens without waiting', async () => {
+    const path = tmp.dbPath();
+    const owner = await holdQueueOpen(path, 60_000);
+    expect(openError(path, 50).message).toMatch(IN_USE);
+    owner.child.kill('SIGKILL');
+    await owner.done;
+    // busyTimeoutMs 0: any lock left behind would fail this open at once.
+    const q = tmp.open(path, { busyTimeoutMs: 0 });
+    expect(q.inspect().map((e) => e.id)).toEqual(['child']);
+  });
+});
+
 describe('PersistentQueue across processes', () => {
   const tmp = useTempDir();
 

@@ -151,6 +151,8 @@ describe('a database locked by another process', () => {
     const syncWaited = Date.now() - started;
     count('lock waited out');
 
+    // The next owner of the file, once this one is closed.
+    await agent.close();
     holder = lockHolder(path, 1000);
     await holder.line('locked');
     started = Date.now();
@@ -464,13 +466,13 @@ function lockedDownDir(): string {
 }
 
 /** The fault goes away: the child's user may write the directory and the file. */
-function giveToChild(dir: string, file?: string): void {
+function giveToChild(dir: string, ...files: string[]): void {
   if (ROOT) {
     chownSync(dir, NOBODY, NOBODY);
-    if (file && existsSync(file)) chownSync(file, NOBODY, NOBODY);
+    for (const file of files) if (existsSync(file)) chownSync(file, NOBODY, NOBODY);
   } else {
     chmodSync(dir, 0o700);
-    if (file && existsSync(file)) chmodSync(file, 0o600);
+    for (const file of files) if (existsSync(file)) chmodSync(file, 0o600);
   }
 }
 
@@ -484,8 +486,9 @@ describe('read-only storage', () => {
     for (let i = 0; i < 5; i++) q.persist(`k${i}`, Operation.Create, INDEX, doc(`k${i}`));
     q.close();
     expect(existsSync(`${path}-wal`)).toBe(false); // a clean close checkpoints the WAL away
-    // The directory is the child's; the file is readable by it but not writable.
-    giveToChild(dir);
+    // The directory and the lock file are the child's; the database is readable by it but not
+    // writable.
+    giveToChild(dir, `${path}-lock`);
     chmodSync(path, ROOT ? 0o644 : 0o444);
     const before = sha(path);
 
@@ -531,8 +534,10 @@ describe('read-only storage', () => {
     const q = new PersistentQueue(path);
     for (let i = 0; i < 3; i++) q.persist(`k${i}`, Operation.Create, INDEX, doc(`k${i}`));
     q.close();
-    if (ROOT) chownSync(path, NOBODY, NOBODY);
-    else chmodSync(path, 0o600);
+    for (const file of [path, `${path}-lock`]) {
+      if (ROOT) chownSync(file, NOBODY, NOBODY);
+      else chmodSync(file, 0o600);
+    }
     const before = sha(path);
     const refused = await runStorageChild(path, 'x');
     expect(refused.opened, show(refused)).toBe(false);
@@ -627,7 +632,7 @@ describe('missing and corrupt files', () => {
 });
 
 describe('file modes', () => {
-  it('creates the database, its -wal and -shm, and the intent log owner-only (0600)', () => {
+  it('creates the database, its -wal and -shm, the intent log and the lock file owner-only (0600)', () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'sub'));
     const path = join(dir, 'sub', 'queue.db');
@@ -635,7 +640,7 @@ describe('file modes', () => {
     agent.persistDifference('a', Operation.Create, INDEX, doc('a'));
     expect(statSync(`${path}-intent`).size).toBeGreaterThan(0);
     expect(agent.pendingCount).toBe(1);
-    for (const file of [path, `${path}-wal`, `${path}-shm`, `${path}-intent`]) {
+    for (const file of [path, `${path}-wal`, `${path}-shm`, `${path}-intent`, `${path}-lock`]) {
       expect(existsSync(file), file).toBe(true);
       expect((statSync(file).mode & 0o777).toString(8), file).toBe('600');
     }

@@ -113,11 +113,17 @@ export class AgentSyncProtocol {
     this.metadata = toStartMetadata({ ...hostAgentInfo(), ...definedFields(options.agentInfo) });
     this.validator = new ChangeValidator(moduleName);
     this.queue = new PersistentQueue(dbPath, { busyTimeoutMs: options.busyTimeoutMs ?? 5000 });
-    this.link = new TransportLink(transport, moduleName, this.log);
-    this.driver = new SessionDriver(this.link, () => this.metadata, this.log);
-    transport.onResponse?.((message) => {
-      this.parseResponseBuffer(message);
-    });
+    try {
+      this.link = new TransportLink(transport, moduleName, this.log);
+      this.driver = new SessionDriver(this.link, () => this.metadata, this.log);
+      transport.onResponse?.((message) => {
+        this.parseResponseBuffer(message);
+      });
+    } catch (err) {
+      // A transport that throws here must not leave the database owned by a dead instance.
+      this.queue.close();
+      throw err;
+    }
   }
 
   /**

@@ -127,6 +127,43 @@ describe('persistDifference input validation', () => {
     ).toThrow(TypeError);
   });
 
+  it('a second instance on one dbPath is refused; a constructor that throws leaves the file free', async () => {
+    const path = dbFile();
+    const { agent, manager } = agentAt(path);
+    agent.persistDifference('a', Operation.Create, 'idx', '{}');
+    expect(
+      () =>
+        new AgentSyncProtocol({
+          moduleName: 'fim',
+          dbPath: path,
+          transport: manager.transport('fim'),
+          busyTimeoutMs: 10,
+        }),
+    ).toThrow(/cannot open .*another queue has this database open/);
+    await agent.close();
+
+    const failing = {
+      start() {},
+      send() {},
+      onResponse() {
+        throw new Error('no listener slot');
+      },
+    };
+    expect(
+      () => new AgentSyncProtocol({ moduleName: 'fim', dbPath: path, transport: failing }),
+    ).toThrow('no listener slot');
+    // busyTimeoutMs 0: a file still owned by the failed instance would be refused at once.
+    const next = new AgentSyncProtocol({
+      moduleName: 'fim',
+      dbPath: path,
+      transport: manager.transport('fim'),
+      busyTimeoutMs: 0,
+    });
+    expect(next.pendingCount).toBe(1);
+    await next.close();
+    await manager.close();
+  });
+
   it('rejects bad sync options with a RangeError and stays usable', async () => {
     const { agent, manager } = agentAt(dbFile());
     agent.persistDifference('a', Operation.Create, 'idx', '{}');

@@ -8,6 +8,7 @@ import { Message } from './generated/wazuh/sync-schema/message.js';
 import { MessageType } from './generated/wazuh/sync-schema/message-type.js';
 import type { Mode as WireMode } from './generated/wazuh/sync-schema/mode.js';
 import type { Operation as WireOperation } from './generated/wazuh/sync-schema/operation.js';
+import { Pair } from './generated/wazuh/sync-schema/pair.js';
 import { ReqRet } from './generated/wazuh/sync-schema/req-ret.js';
 import { Start } from './generated/wazuh/sync-schema/start.js';
 import { StartAck } from './generated/wazuh/sync-schema/start-ack.js';
@@ -100,10 +101,19 @@ function readStart(t: Start): StartMessage {
 function readRanges(t: ReqRet): SeqRange[] {
   const length = t.seqLength();
   const ranges: SeqRange[] = new Array(length);
+  // Slots may share one Pair table (legal FlatBuffers): a hostile ReqRet of a few MB can hold a
+  // million slots. Reading each table's two u64s once keeps that to a lookup per slot; the
+  // runtime's u64 read builds each bigint from parts and dominated the cost.
+  const read = new Map<number, SeqRange>();
+  const pair = new Pair();
   for (let i = 0; i < length; i++) {
-    const pair = t.seq(i);
-    if (pair === null) throw new Invalid();
-    ranges[i] = { begin: pair.begin(), end: pair.end() };
+    if (t.seq(i, pair) === null) throw new Invalid();
+    let range = read.get(pair.bb_pos);
+    if (range === undefined) {
+      range = { begin: pair.begin(), end: pair.end() };
+      read.set(pair.bb_pos, range);
+    }
+    ranges[i] = { begin: range.begin, end: range.end };
   }
   return ranges;
 }

@@ -17,12 +17,10 @@ import Database from 'better-sqlite3';
  * while a newcomer locks a new one.
  */
 export class OwnerLock {
-  readonly path: string;
   private db: Database.Database | undefined;
 
   /** Takes the lock, waiting up to `busyTimeoutMs` for an owner to close. */
   constructor(path: string, busyTimeoutMs: number) {
-    this.path = path;
     createOwnerOnlyFile(path);
     const db = new Database(path, { timeout: busyTimeoutMs });
     try {

@@ -49,14 +49,24 @@ function persistUntilKilled(dbPath: string, killAfter: number, inTake: boolean):
   });
 }
 
-/** Starts a child that holds the write lock for `holdMs`; resolves once it holds it. */
-function holdWriteLock(dbPath: string, holdMs: number): Promise<{ done: Promise<void> }> {
+/**
+ * Starts fixture `name`, which holds something on `dbPath` for `holdMs` and prints `ready` once
+ * it does; resolves then. `done` settles when the child ends (a SIGKILL counts as an end).
+ */
+function holdInChild(
+  name: string,
+  dbPath: string,
+  holdMs: number,
+  ready: string,
+): Promise<{ child: ChildProcess; done: Promise<void> }> {
   return new Promise((resolve, reject) => {
-    const child = spawnFixture('lock-child.ts', [dbPath, String(holdMs)]);
+    const child = spawnFixture(name, [dbPath, String(holdMs)]);
     let stderr = '';
     const done = new Promise<void>((resolveDone, rejectDone) => {
-      child.on('close', (code) =>
-        code === 0 ? resolveDone() : rejectDone(new Error(`lock child failed: ${stderr}`)),
+      child.on('close', (code, signal) =>
+        code === 0 || signal === 'SIGKILL'
+          ? resolveDone()
+          : rejectDone(new Error(`${name} failed: ${stderr}`)),
       );
     });
     child.stderr?.on('data', (chunk) => {
@@ -64,39 +74,20 @@ function holdWriteLock(dbPath: string, holdMs: number): Promise<{ done: Promise<
     });
     child.stdout?.setEncoding('utf8');
     child.stdout?.on('data', (chunk: string) => {
-      if (chunk.includes('locked')) resolve({ done });
+      if (chunk.includes(ready)) resolve({ child, done });
     });
     child.on('error', reject);
     done.catch(reject);
   });
 }
 
-/** Starts a child that keeps a queue open on `dbPath` for `holdMs`; resolves once it is open. */
-function holdQueueOpen(
-  dbPath: string,
-  holdMs: number,
-): Promise<{ child: ChildProcess; done: Promise<void> }> {
-  return new Promise((resolve, reject) => {
-    const child = spawnFixture('owner-child.ts', [dbPath, String(holdMs)]);
-    let stderr = '';
-    const done = new Promise<void>((resolveDone, rejectDone) => {
-      child.on('close', (code, signal) =>
-        code === 0 || signal === 'SIGKILL'
-          ? resolveDone()
-          : rejectDone(new Error(`owner child failed: ${stderr}`)),
-      );
-    });
-    child.stderr?.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.stdout?.setEncoding('utf8');
-    child.stdout?.on('data', (chunk: string) => {
-      if (chunk.includes('open')) resolve({ child, done });
-    });
-    child.on('error', reject);
-    done.catch(reject);
-  });
-}
+/** A child holding the write lock (BEGIN IMMEDIATE) for `holdMs`. */
+const holdWriteLock = (dbPath: string, holdMs: number) =>
+  holdInChild('lock-child.ts', dbPath, holdMs, 'locked');
+
+/** A child keeping a queue open on `dbPath` for `holdMs` (or until killed). */
+const holdQueueOpen = (dbPath: string, holdMs: number) =>
+  holdInChild('owner-child.ts', dbPath, holdMs, 'open');
 
 function openError(path: string, busyTimeoutMs: number): StorageError {
   try {

@@ -39,6 +39,33 @@ export function isJsonBytes(b: Uint8Array, start = 0, end = b.length): boolean {
   return parses(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
 }
 
+/**
+ * Why the manager would corrupt `text` as a stored document, or undefined when it would not.
+ * The manager writes `{"agent":…,"wazuh":…,` and then the document without its first byte, so a
+ * document must be a JSON object with at least one member whose first byte is `{`: `{}`,
+ * leading whitespace, arrays and scalars all become broken documents that the indexer refuses
+ * one by one while the session still ends Ok.
+ */
+export function documentShapeError(text: string): string | undefined {
+  if (text.charCodeAt(0) !== 0x7b) {
+    return /^\s/.test(text)
+      ? 'it starts with whitespace; its first byte must be {'
+      : 'it is not a JSON object; documents must be objects ({...}) with at least one member';
+  }
+  if (!isJsonText(text)) return undefined; // the JSON check says what is wrong
+  if (/^\{\s*\}/.test(text)) return 'it is an empty object; documents need at least one member';
+  return undefined;
+}
+
+/** Whether `b[start, end)` is a document the manager stores intact (see documentShapeError). */
+export function isDocumentBytes(b: Uint8Array, start = 0, end = b.length): boolean {
+  if (start >= end || b[start] !== 0x7b) return false;
+  let i = start + 1;
+  while (i < end && isSpace(b[i] as number)) i++;
+  if (i < end && b[i] === 0x7d) return false;
+  return isJsonBytes(b, start, end);
+}
+
 export const JSON_INVALID = 0;
 /** Valid and all ASCII. */
 export const JSON_ASCII = 1;

@@ -107,7 +107,7 @@ export function internalQueueOf(agent: AgentSyncProtocol): PersistentQueue {
 /**
  * One module's side of the Wazuh inventory sync protocol: a persistent queue of changes
  * (SQLite), an in-memory buffer for full resyncs, and the sessions that bring the manager in
- * step with them over an {@link MQueueTransport}. One instance per module and database file.
+ * step with them over an `MQueueTransport`. One instance per module and database file.
  *
  * Changes go in with `persistDifference` (Delta) or `persistDifferenceInMemory` (Full), at any
  * time, and leave with `synchronizeModule`; only one sync runs at a time. Syncs never reject for
@@ -215,7 +215,8 @@ export class AgentSyncProtocol {
 
   /**
    * Queue a change for the next Delta sync, coalesced with earlier changes of the same id
-   * (PROTOCOL.md section 5). May be called at any time, during a sync too.
+   * (PROTOCOL.md section 5). May be called at any time, during a sync too. Whatever it
+   * throws, the queue is left exactly as it was.
    *
    * @param id The item's id: not blank, no control characters.
    * @param operation Create, Modify or Delete.
@@ -229,7 +230,6 @@ export class AgentSyncProtocol {
    *   not fit in one 65536-byte datagram.
    * @throws {StorageError} When the database fails (disk full, I/O error).
    * @throws {ClosedError} After `close()`.
-   * Whatever it throws, the queue is left exactly as it was.
    * @example
    * sync.persistDifference(
    *   'pkg-openssl',
@@ -285,7 +285,8 @@ export class AgentSyncProtocol {
    * Keep a change in memory for the next Full sync (a recovery: the module's whole inventory),
    * coalesced by id. Same checks as `persistDifference`.
    *
-   * @throws {TypeError} | {RangeError} As `persistDifference`; the buffer is left as it was.
+   * @throws {TypeError} As `persistDifference`; the buffer is left as it was.
+   * @throws {RangeError} As `persistDifference`; the buffer is left as it was.
    * @throws {ClosedError} After `close()`.
    * @example
    * for (const pkg of await listPackages()) {
@@ -324,8 +325,10 @@ export class AgentSyncProtocol {
    * @param options Per-call options over the instance's `syncDefaults`.
    * @returns The outcome; never rejects for a failed sync. Resolves `reason: 'busy'` when another
    *   sync of this instance runs, and `reason: 'closed'` after (or during) `close()`.
-   * @throws {TypeError} | {RangeError} (as a rejected promise) When an option is invalid
-   *   (e.g. `timeoutMs must be an integer >= 1, got string '100'`); nothing is sent.
+   * @throws {TypeError} (as a rejected promise) When an option has the wrong type, e.g.
+   *   `timeoutMs must be an integer >= 1, got string '100'`; nothing is sent.
+   * @throws {RangeError} (as a rejected promise) When an option is out of range, e.g.
+   *   `retries must be an integer >= 0, got -1`; nothing is sent.
    * @example
    * const result = await sync.synchronizeModule(Mode.Delta, { timeoutMs: 60_000 });
    * if (result.ok) log.info(`synced ${result.sent} changes`);
@@ -419,7 +422,8 @@ export class AgentSyncProtocol {
    * reason. A mismatch is the manager's answer, not a failure: it is logged at info and counted
    * in `stats.checksMismatched`, not in `stats.syncsFailed`.
    *
-   * @throws {TypeError} | {RangeError} (as a rejected promise) As `requiresFullSync`.
+   * @throws {TypeError} (as a rejected promise) As `requiresFullSync`.
+   * @throws {RangeError} (as a rejected promise) As `requiresFullSync`.
    * @example
    * const check = await sync.checkIntegrity(INDEX, checksum);
    * if (check.outcome === 'inconclusive') log.warn(`check skipped (${check.reason})`);
@@ -455,7 +459,8 @@ export class AgentSyncProtocol {
    *
    * @param mode One of the four metadata/group modes; any other resolves `reason: 'invalid-mode'`.
    * @returns As `synchronizeModule`.
-   * @throws {TypeError} | {RangeError} (as a rejected promise) When an option is invalid.
+   * @throws {TypeError} (as a rejected promise) When an option is invalid.
+   * @throws {RangeError} (as a rejected promise) When an option is invalid.
    * @example
    * const result = await sync.synchronizeMetadataOrGroups(Mode.GroupDelta);
    */

@@ -56,6 +56,7 @@ export class ChangeValidator {
   readonly #headerBytes: number;
   #encoder: MessageEncoder | undefined;
 
+  /** @param moduleName The module whose `s:<module>:` header every datagram carries. */
   constructor(moduleName: string) {
     this.#headerBytes = frameHeader(moduleName).length;
   }

@@ -19,16 +19,19 @@ export const PAGE_SIZE = 512;
 
 /** Where a session's items come from, by seq. */
 export interface ItemSource {
+  /** Up to `limit` items with seqs fromSeq..toSeq (inclusive), in seq order. */
   read(fromSeq: number, toSeq: number, limit: number): readonly SyncRow[];
 }
 
 /** What one session sends. */
 export interface SessionPlan {
+  /** The Start's mode. */
   mode: WireMode;
   /** Number of items; seqs are 0..size-1. */
   size: number;
   /** Sorted unique index names for Start. */
   indices: readonly string[];
+  /** The items by seq; absent for sessions without data (Check, metadata, groups). */
   items?: ItemSource;
   /** Check mode: the ChecksumModule to send after StartAck. */
   checksum?: { index: string; checksum: string };
@@ -36,23 +39,43 @@ export interface SessionPlan {
 
 /** Every option resolved to a value. */
 export interface SessionOptions {
+  /** Wait for each StartAck / EndAck, in ms. */
   timeoutMs: number;
+  /** Extra sends of Start and of End. */
   retries: number;
+  /** Messages per second; 0 = unlimited. */
   maxEps: number;
+  /** Pause before each re-send after a timeout (see SyncOptions.backoff). */
   backoff: { minMs: number; maxMs: number; factor: number };
+  /** ReqRet rounds answered before the session fails. */
   maxReqRetRounds: number;
+  /** The caller's signal joined with the instance's close. */
   signal: AbortSignal;
+  /** The caller's progress callback. */
   onProgress?: ((progress: SyncProgress) => void) | undefined;
 }
 
+/** Where a session was when it ended: before StartAck Ok, sending data, or after End. */
 export type Stage = 'start' | 'data' | 'end';
 
+/** How one session ended; `run` never throws. */
 export type SessionOutcome =
-  | { ok: true; session: bigint; sent: number; retransmitted: number }
+  | {
+      ok: true;
+      /** The manager's session id. */
+      session: bigint;
+      /** Items sent once. */
+      sent: number;
+      /** Items resent for ReqRets. */
+      retransmitted: number;
+    }
   | {
       ok: false;
+      /** Why, as the SyncResult will say it. */
       reason: SyncFailureReason;
+      /** Why, in words. */
       message: string;
+      /** Where the session was when it ended. */
       stage: Stage;
       /** The session, when the manager had started one. */
       session?: bigint;

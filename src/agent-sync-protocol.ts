@@ -4,7 +4,7 @@ import { type MetadataMode, Mode, type SyncModuleMode } from './enums/mode.js';
 import type { ChangeOperation } from './enums/operation.js';
 import type { AgentInfo } from './interfaces/agent-info.js';
 import type { Change } from './interfaces/change.js';
-import type { LogFunction } from './interfaces/logger.js';
+import type { LogFields, LogFunction } from './interfaces/logger.js';
 import type { AgentSyncProtocolOptions, SyncOptions } from './interfaces/options.js';
 import type {
   IntegrityCheckResult,
@@ -65,12 +65,12 @@ interface CheckMismatch {
 
 /**
  * Makes `JSON.stringify(result)` work: a non-enumerable `toJSON` gives a copy whose `session`
- * (a bigint, which JSON.stringify refuses) is a decimal string. Non-enumerable, so the result
- * still equals a plain object of its fields in tests and logs that spread it.
+ * (a bigint, which JSON.stringify refuses, and a u64 a JSON number would round) is a decimal
+ * string. Non-enumerable, so the result still equals a plain object of its fields.
  */
 function jsonSafe<T extends object>(result: T): T {
   Object.defineProperty(result, 'toJSON', {
-    value(this: T & { session?: unknown }) {
+    value(this: object) {
       const copy: Record<string, unknown> = { ...this };
       if (typeof copy.session === 'bigint') copy.session = copy.session.toString();
       return copy;
@@ -438,16 +438,21 @@ export class AgentSyncProtocol {
     if (typeof checksum !== 'string' || checksum.length === 0) {
       throw new TypeError('checksum must be a non-empty string');
     }
-    const ending = await this.#exclusive(Mode.Check, options, async (session) => {
-      const outcome = await this.#driver.run(
-        { mode: WireMode.ModuleCheck, size: 0, indices: [index], checksum: { index, checksum } },
-        session,
-      );
-      if (!outcome.ok && outcome.stage === 'end' && outcome.status === Status.Error) {
-        return { mismatch: true, session: outcome.session as bigint } satisfies CheckMismatch;
-      }
-      return toSyncResult(outcome);
-    });
+    const ending = await this.#exclusive(
+      Mode.Check,
+      options,
+      async (session) => {
+        const outcome = await this.#driver.run(
+          { mode: WireMode.ModuleCheck, size: 0, indices: [index], checksum: { index, checksum } },
+          session,
+        );
+        if (!outcome.ok && outcome.stage === 'end' && outcome.status === Status.Error) {
+          return { mismatch: true, session: outcome.session as bigint } satisfies CheckMismatch;
+        }
+        return toSyncResult(outcome);
+      },
+      { index },
+    );
     if ('mismatch' in ending) return jsonSafe({ outcome: 'mismatch', session: ending.session });
     if (ending.ok) return jsonSafe({ outcome: 'match', session: ending.session as bigint });
     return jsonSafe({ outcome: 'inconclusive', reason: ending.reason, message: ending.message });
@@ -577,6 +582,7 @@ export class AgentSyncProtocol {
     mode: Mode,
     options: SyncOptions,
     body: (session: SessionOptions) => Promise<E>,
+    context: LogFields = {},
   ): Promise<E | SyncFailure> {
     if (this.#closed) return fail('closed', `AgentSyncProtocol '${this.moduleName}' is closed`);
     if (this.#running) return this.#record(fail('busy', 'another sync of this module is running'));
@@ -594,27 +600,33 @@ export class AgentSyncProtocol {
     this.#running = { controller, done };
     try {
       const ending = await done;
-      this.#settle(mode, ending);
+      this.#settle(mode, ending, context);
       return ending;
     } finally {
       this.#running = undefined;
     }
   }
 
-  /** Count and log how a sync ended. */
-  #settle(mode: Mode, ending: SyncResult | CheckMismatch): void {
-    const fields = { mode: Mode[mode] };
+  /** Count and log how a sync ended; `context` adds fields (a Check's index). */
+  #settle(mode: Mode, ending: SyncResult | CheckMismatch, context: LogFields): void {
+    const fields = { mode: Mode[mode], ...context };
     if ('mismatch' in ending) {
       this.#outcomes.mismatched++;
-      this.#log('info', 'check done: mismatch, the manager holds other documents', {
-        ...fields,
-        session: String(ending.session),
-        outcome: 'mismatch',
-      });
+      this.#log(
+        'info',
+        `check: mismatch, the manager's checksum of ${context.index} differs; a Full sync is due`,
+        { ...fields, session: String(ending.session), outcome: 'mismatch' },
+      );
       return;
     }
     this.#record(ending);
-    if (ending.ok) {
+    if (ending.ok && mode === Mode.Check) {
+      this.#log('info', `check: match, the manager's checksum of ${context.index} is ours`, {
+        ...fields,
+        session: String(ending.session),
+        outcome: 'match',
+      });
+    } else if (ending.ok) {
       this.#log('info', `sync ok: ${ending.sent} sent, ${ending.retransmitted} retransmitted`, {
         ...fields,
         ...(ending.session === undefined ? {} : { session: String(ending.session) }),
@@ -710,10 +722,7 @@ function describeValue(value: unknown): string {
     case 'number':
       return String(value);
     case 'string':
-      return `string ${JSON.stringify(value.length > 32 ? `${value.slice(0, 32)}...` : value)}`.replace(
-        /^string "(.*)"$/s,
-        "string '$1'",
-      );
+      return `string '${value.length > 32 ? `${value.slice(0, 32)}...` : value}'`;
     case 'bigint':
       return `bigint ${value}n`;
     case 'boolean':

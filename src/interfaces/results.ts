@@ -63,8 +63,25 @@ export type SyncResult = SyncSuccess | SyncFailure;
  */
 export type IntegrityCheckResult =
   /** EndAck Ok: the manager's index checksum equals ours. */
-  | { outcome: 'match'; session: bigint }
+  | {
+      /** The manager's checksum equals ours. */
+      outcome: 'match';
+      /** The Check session's id (a u64). */
+      session: bigint;
+    }
   /** EndAck Error: proven mismatch, a Full sync is due. */
-  | { outcome: 'mismatch'; session: bigint }
+  | {
+      /** The manager's checksum differs from ours. */
+      outcome: 'mismatch';
+      /** The Check session's id (a u64). */
+      session: bigint;
+    }
   /** Anything else (timeout, Offline, transport down, ...): not a proven mismatch. */
-  | { outcome: 'inconclusive'; reason: SyncFailureReason; message: string };
+  | {
+      /** No answer that proves either. */
+      outcome: 'inconclusive';
+      /** Why, as for a failed sync. */
+      reason: SyncFailureReason;
+      /** Why, in words. */
+      message: string;
+    };

@@ -288,10 +288,11 @@ describe('structured log fields', () => {
         fields: {
           module: 'fim',
           mode: 'Check',
+          index: 'idx',
           session: String(result.session),
           outcome: 'mismatch',
         },
-        message: '[fim] check done: mismatch, the manager holds other documents',
+        message: "[fim] check: mismatch, the manager's checksum of idx differs; a Full sync is due",
       },
     ]);
   });

@@ -185,7 +185,7 @@ describe('a Check mismatch is an answer, not a failure', () => {
     expect(Object.values(stats.syncsFailed).reduce((a, b) => a + b, 0)).toBe(0);
     expect(stats.syncsOk).toBe(1); // the Delta sync before
     expect(lines.filter((l) => !l.startsWith('debug'))).toEqual([
-      'info [fim] check done: mismatch, the manager holds other documents',
+      "info [fim] check: mismatch, the manager's checksum of idx differs; a Full sync is due",
     ]);
   });
 
@@ -194,7 +194,7 @@ describe('a Check mismatch is an answer, not a failure', () => {
     expect(await agent.checkIntegrity('idx', checksum)).toMatchObject({ outcome: 'match' });
     expect(agent.stats).toMatchObject({ syncsOk: 2, checksMismatched: 0 });
     expect(lines.filter((l) => !l.startsWith('debug'))).toEqual([
-      'info [fim] sync ok: 0 sent, 0 retransmitted',
+      "info [fim] check: match, the manager's checksum of idx is ours",
     ]);
   });
 

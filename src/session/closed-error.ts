@@ -11,6 +11,7 @@
  * }
  */
 export class ClosedError extends Error {
+  /** Always 'ClosedError' (also what `error.name` says in logs and stack traces). */
   override readonly name = 'ClosedError';
 
   /** The module name of the closed instance. */

@@ -2,7 +2,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Change, type MQueueTransport, Operation } from '../src/index.js';
+import {
+  type Change,
+  type ChangeOperation,
+  type MQueueTransport,
+  Operation,
+} from '../src/index.js';
 import {
   decodeAgentMessage,
   MessageEncoder,
@@ -32,7 +37,7 @@ export function documentOf(i: number, rev = 0): string {
 export function changes(
   from: number,
   count: number,
-  operation = Operation.Create,
+  operation: ChangeOperation = Operation.Create,
   rev = 0,
 ): Change[] {
   return Array.from({ length: count }, (_, k) => ({

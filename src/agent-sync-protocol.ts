@@ -1,15 +1,22 @@
-import { ChangeValidator } from './agent/change-validator.js';
+import { ChangeValidator, validateModuleName } from './agent/change-validator.js';
 import { hostAgentInfo } from './agent/host-info.js';
-import { Mode } from './enums/mode.js';
-import type { Operation } from './enums/operation.js';
+import { type MetadataMode, Mode, type SyncModuleMode } from './enums/mode.js';
+import type { ChangeOperation } from './enums/operation.js';
 import type { AgentInfo } from './interfaces/agent-info.js';
 import type { Change } from './interfaces/change.js';
-import type { LogFunction } from './interfaces/logger.js';
+import type { LogFields, LogFunction } from './interfaces/logger.js';
 import type { AgentSyncProtocolOptions, SyncOptions } from './interfaces/options.js';
-import type { IntegrityCheckResult, SyncFailureReason, SyncResult } from './interfaces/results.js';
+import type {
+  IntegrityCheckResult,
+  SyncFailure,
+  SyncFailureReason,
+  SyncResult,
+  SyncSuccess,
+} from './interfaces/results.js';
 import type { SyncStats } from './interfaces/stats.js';
 import { toLogFunction } from './logging.js';
 import { PersistentQueue, RecoveryBuffer, type SyncRow } from './queue/index.js';
+import { ClosedError } from './session/closed-error.js';
 import {
   type ItemSource,
   SessionDriver,
@@ -50,52 +57,132 @@ const METADATA_MODES: ReadonlySet<Mode> = new Set([
   Mode.GroupCheck,
 ]);
 
-function fail(reason: SyncFailureReason, message: string): SyncResult {
-  return { ok: false, reason, message };
+/** In Check mode, the manager's proven mismatch (EndAck Error): an answer, not a failure. */
+interface CheckMismatch {
+  mismatch: true;
+  session: bigint;
 }
 
 /**
- * One module's side of the inventory sync protocol: a persistent queue of
- * changes, an in-memory buffer for full resyncs, and the session that brings
- * the manager in step with them.
+ * Makes `JSON.stringify(result)` work: a non-enumerable `toJSON` gives a copy whose `session`
+ * (a bigint, which JSON.stringify refuses, and a u64 a JSON number would round) is a decimal
+ * string. Non-enumerable, so the result still equals a plain object of its fields.
+ */
+function jsonSafe<T extends object>(result: T): T {
+  Object.defineProperty(result, 'toJSON', {
+    value(this: object) {
+      const copy: Record<string, unknown> = { ...this };
+      if (typeof copy.session === 'bigint') copy.session = copy.session.toString();
+      return copy;
+    },
+    enumerable: false,
+  });
+  return result;
+}
+
+function fail(reason: SyncFailureReason, message: string): SyncFailure {
+  return jsonSafe({ ok: false, reason, message });
+}
+
+function succeed(session: bigint | undefined, sent: number, retransmitted: number): SyncSuccess {
+  return jsonSafe(
+    session === undefined
+      ? { ok: true, sent, retransmitted }
+      : { ok: true, session, sent, retransmitted },
+  );
+}
+
+/** The queue of an instance, for tests that need its hooks; set by the class's static block. */
+let queueOfAgent: (agent: AgentSyncProtocol) => PersistentQueue;
+
+/**
+ * The persistent queue of `agent`, for tests that drive the queue's own hooks (e.g. a page cap
+ * to simulate a full disk). Not exported from the package: not part of the API.
+ * @internal
+ */
+export function internalQueueOf(agent: AgentSyncProtocol): PersistentQueue {
+  return queueOfAgent(agent);
+}
+
+/**
+ * One module's side of the Wazuh inventory sync protocol: a persistent queue of changes
+ * (SQLite), an in-memory buffer for full resyncs, and the sessions that bring the manager in
+ * step with them over an `MQueueTransport`. One instance per module and database file.
+ *
+ * Changes go in with `persistDifference` (Delta) or `persistDifferenceInMemory` (Full), at any
+ * time, and leave with `synchronizeModule`; only one sync runs at a time. Syncs never reject for
+ * a failed sync: they resolve a {@link SyncResult} to branch on.
+ *
+ * @example
+ * import { AgentSyncProtocol, Mode, Operation, WazuhQueueTransport } from 'agent-sync-protocol';
+ *
+ * const sync = new AgentSyncProtocol({
+ *   moduleName: 'fim',
+ *   dbPath: '/var/ossec/queue/fim/db/fim_sync.db',
+ *   transport: new WazuhQueueTransport(),
+ * });
+ * sync.persistDifference('/etc/hosts', Operation.Modify, 'wazuh-states-fim-files', JSON.stringify(document));
+ * const result = await sync.synchronizeModule(Mode.Delta);
+ * if (!result.ok) console.warn(`sync failed (${result.reason}): ${result.message}`);
+ * await sync.close();
  */
 export class AgentSyncProtocol {
+  /** The module name given to the constructor; the `s:<module>:` header of every message. */
   readonly moduleName: string;
-  private readonly queue: PersistentQueue;
-  private readonly recovery = new RecoveryBuffer();
-  private readonly validator: ChangeValidator;
-  private readonly driver: SessionDriver;
-  private readonly link: TransportLink;
-  private readonly outcomes = {
+  readonly #queue: PersistentQueue;
+  readonly #recovery = new RecoveryBuffer();
+  readonly #validator: ChangeValidator;
+  readonly #driver: SessionDriver;
+  readonly #link: TransportLink;
+  readonly #outcomes = {
     ok: 0,
     retransmitted: 0,
+    mismatched: 0,
     failed: Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<
       SyncFailureReason,
       number
     >,
   };
-  private readonly log: LogFunction;
-  private readonly syncDefaults: Omit<SyncOptions, 'signal' | 'onProgress'>;
-  private readonly metadata: StartMetadata;
+  readonly #log: LogFunction;
+  readonly #syncDefaults: Omit<SyncOptions, 'signal' | 'onProgress'>;
+  readonly #metadata: StartMetadata;
   /** Aborts the running sync when the instance closes. */
-  private running: { controller: AbortController; done: Promise<unknown> } | undefined;
-  private closed = false;
-  private closing: Promise<void> | undefined;
+  #running: { controller: AbortController; done: Promise<unknown> } | undefined;
+  #closed = false;
+  #closing: Promise<void> | undefined;
   /**
    * Reliability fix: recording a sync's end failed (the database was locked or full just then;
    * the sync resolved 'storage'), so its take is still active and take() would refuse every
    * later sync of this instance. The next sync finishes it first. (A reopen does it too.)
    */
-  private unfinishedTake = false;
+  #unfinishedTake = false;
 
+  static {
+    queueOfAgent = (agent) => agent.#queue;
+  }
+
+  /**
+   * Open (or create) the queue at `options.dbPath` and wire the transport's responses, if it
+   * has `onResponse`, to `parseResponseBuffer`. Rows a crashed sync left as syncing go back to
+   * pending. Waits synchronously up to `busyTimeoutMs` for another instance on the same file.
+   *
+   * @param options See {@link AgentSyncProtocolOptions}; only `moduleName`, `dbPath` and
+   *   `transport` are required.
+   * @throws {TypeError} When an option is missing or of the wrong type, or `moduleName` holds
+   *   control characters.
+   * @throws {RangeError} When `moduleName` is longer than 64 bytes in UTF-8 (the agent daemon
+   *   drops such messages).
+   * @throws {StorageError} When the database cannot be opened (locked by another instance for
+   *   longer than `busyTimeoutMs`, unreadable, corrupt).
+   * @example
+   * const sync = new AgentSyncProtocol({ moduleName: 'sca', dbPath: 'sca_sync.db', transport });
+   */
   constructor(options: AgentSyncProtocolOptions) {
     if (options === null || typeof options !== 'object') {
       throw new TypeError('AgentSyncProtocol needs an options object');
     }
     const { moduleName, dbPath, transport } = options;
-    if (typeof moduleName !== 'string' || moduleName.length === 0) {
-      throw new TypeError('options.moduleName must be a non-empty string');
-    }
+    validateModuleName(moduleName);
     if (typeof dbPath !== 'string' || dbPath.length === 0) {
       throw new TypeError("options.dbPath must be a file path or ':memory:'");
     }
@@ -108,42 +195,75 @@ export class AgentSyncProtocol {
       throw new TypeError('options.transport must implement start() and send()');
     }
     this.moduleName = moduleName;
-    this.log = toLogFunction(options.logger, `[${moduleName}] `);
-    this.syncDefaults = { ...options.syncDefaults };
-    this.metadata = toStartMetadata({ ...hostAgentInfo(), ...definedFields(options.agentInfo) });
-    this.validator = new ChangeValidator(moduleName);
-    this.queue = new PersistentQueue(dbPath, { busyTimeoutMs: options.busyTimeoutMs ?? 5000 });
+    this.#log = toLogFunction(options.logger, `[${moduleName}] `, { module: moduleName });
+    this.#syncDefaults = { ...options.syncDefaults };
+    this.#metadata = toStartMetadata({ ...hostAgentInfo(), ...definedFields(options.agentInfo) });
+    this.#validator = new ChangeValidator(moduleName);
+    this.#queue = new PersistentQueue(dbPath, { busyTimeoutMs: options.busyTimeoutMs ?? 5000 });
     try {
-      this.link = new TransportLink(transport, moduleName, this.log);
-      this.driver = new SessionDriver(this.link, () => this.metadata, this.log);
+      this.#link = new TransportLink(transport, moduleName, this.#log);
+      this.#driver = new SessionDriver(this.#link, () => this.#metadata, this.#log);
       transport.onResponse?.((message) => {
         this.parseResponseBuffer(message);
       });
     } catch (err) {
       // A transport that throws here must not leave the database owned by a dead instance.
-      this.queue.close();
+      this.#queue.close();
       throw err;
     }
   }
 
   /**
-   * Queue a change for the next Delta sync, coalesced with earlier changes of
-   * the same id. Throws TypeError/RangeError on bad input and StorageError
-   * when the database fails; either way the queue is left as it was.
+   * Queue a change for the next Delta sync, coalesced with earlier changes of the same id
+   * (PROTOCOL.md section 5). May be called at any time, during a sync too. Whatever it
+   * throws, the queue is left exactly as it was.
+   *
+   * @param id The item's id: not blank, no control characters.
+   * @param operation Create, Modify or Delete.
+   * @param index The index the manager stores the item in; not empty.
+   * @param data For Create and Modify, the JSON document: an object with at least one member
+   *   whose first byte is `{` (the manager stores it after that byte). Any string for a Delete.
+   * @throws {TypeError} For input of the wrong type, a blank id or one with control characters,
+   *   data that is not JSON, or a document the manager would corrupt (`{}`, leading whitespace,
+   *   an array or a scalar); the message says which.
+   * @throws {RangeError} For an unknown operation (NoOp included), or a change whose message would
+   *   not fit in one 65536-byte datagram.
+   * @throws {StorageError} When the database fails (disk full, I/O error).
+   * @throws {ClosedError} After `close()`.
+   * @example
+   * sync.persistDifference(
+   *   'pkg-openssl',
+   *   Operation.Modify,
+   *   'wazuh-states-inventory-packages',
+   *   JSON.stringify({ package: { name: 'openssl', version: '3.0.13' } }),
+   * );
    */
-  persistDifference(id: string, operation: Operation, index: string, data: string): void {
-    this.assertOpen();
-    this.validator.validate(id, operation, index, data);
-    this.queue.persist(id, operation, index, data);
+  persistDifference(id: string, operation: ChangeOperation, index: string, data: string): void {
+    this.#assertOpen();
+    this.#validator.validate(id, operation, index, data);
+    this.#queue.persist(id, operation, index, data);
   }
 
   /**
    * Queue many changes in one transaction, with the same checks and coalescing
    * as `persistDifference` applied in order. All or nothing: when any item is
    * rejected (the error names its position) or SQLite fails, nothing is stored.
+   *
+   * @throws {TypeError} When `changes` is not an array, or for a change `persistDifference`
+   *   would refuse with a TypeError; the message starts with `changes[i]: `.
+   * @throws {RangeError} For a change `persistDifference` would refuse with a RangeError.
+   * @throws {StorageError} When the database fails.
+   * @throws {ClosedError} After `close()`.
+   * @example
+   * sync.persistDifferences(scan.map((file) => ({
+   *   id: file.path,
+   *   operation: Operation.Modify,
+   *   index: 'wazuh-states-fim-files',
+   *   data: JSON.stringify(file),
+   * })));
    */
   persistDifferences(changes: readonly Change[]): void {
-    this.assertOpen();
+    this.#assertOpen();
     if (!Array.isArray(changes))
       throw new TypeError('changes must be an array of { id, operation, index, data }');
     for (let i = 0; i < changes.length; i++) {
@@ -152,25 +272,46 @@ export class AgentSyncProtocol {
         if (change === null || typeof change !== 'object') {
           throw new TypeError('must be an object { id, operation, index, data }');
         }
-        this.validator.validate(change.id, change.operation, change.index, change.data);
+        this.#validator.validate(change.id, change.operation, change.index, change.data);
       } catch (error) {
         const Type = error instanceof RangeError ? RangeError : TypeError;
         throw new Type(`changes[${i}]: ${(error as Error).message}`);
       }
     }
-    this.queue.persistMany(changes);
+    this.#queue.persistMany(changes);
   }
 
-  /** Keep a change in memory for the next Full sync (a recovery); coalesced by id. */
-  persistDifferenceInMemory(id: string, operation: Operation, index: string, data: string): void {
-    this.assertOpen();
-    this.validator.validate(id, operation, index, data);
-    this.recovery.add(id, operation, index, data);
+  /**
+   * Keep a change in memory for the next Full sync (a recovery: the module's whole inventory),
+   * coalesced by id. Same checks as `persistDifference`.
+   *
+   * @throws {TypeError} As `persistDifference`; the buffer is left as it was.
+   * @throws {RangeError} As `persistDifference`; the buffer is left as it was.
+   * @throws {ClosedError} After `close()`.
+   * @example
+   * for (const pkg of await listPackages()) {
+   *   sync.persistDifferenceInMemory(pkg.id, Operation.Create, 'wazuh-states-inventory-packages', JSON.stringify(pkg));
+   * }
+   * await sync.synchronizeModule(Mode.Full);
+   */
+  persistDifferenceInMemory(
+    id: string,
+    operation: ChangeOperation,
+    index: string,
+    data: string,
+  ): void {
+    this.#assertOpen();
+    this.#validator.validate(id, operation, index, data);
+    this.#recovery.add(id, operation, index, data);
   }
 
-  /** Drop what `persistDifferenceInMemory` kept. */
+  /**
+   * Drop what `persistDifferenceInMemory` kept.
+   * @throws {ClosedError} After `close()`.
+   */
   clearInMemoryData(): void {
-    this.recovery.clear();
+    this.#assertOpen();
+    this.#recovery.clear();
   }
 
   /**
@@ -178,61 +319,74 @@ export class AgentSyncProtocol {
    * manager; the buffer is cleared after the attempt, whatever its outcome
    * (as the reference does: a module re-scans before the next Full sync).
    * Delta: send the persistent queue; success removes what was sent,
-   * failure keeps it for the next sync.
+   * failure keeps it for the next sync. Nothing to send: resolves ok at once, without a session.
+   *
+   * @param mode `Mode.Full` or `Mode.Delta`; any other resolves `reason: 'invalid-mode'`.
+   * @param options Per-call options over the instance's `syncDefaults`.
+   * @returns The outcome; never rejects for a failed sync. Resolves `reason: 'busy'` when another
+   *   sync of this instance runs, and `reason: 'closed'` after (or during) `close()`.
+   * @throws {TypeError} (as a rejected promise) When an option has the wrong type, e.g.
+   *   `timeoutMs must be an integer >= 1, got string '100'`; nothing is sent.
+   * @throws {RangeError} (as a rejected promise) When an option is out of range, e.g.
+   *   `retries must be an integer >= 0, got -1`; nothing is sent.
+   * @example
+   * const result = await sync.synchronizeModule(Mode.Delta, { timeoutMs: 60_000 });
+   * if (result.ok) log.info(`synced ${result.sent} changes`);
+   * else if (result.reason !== 'busy') log.warn(`sync failed (${result.reason}): ${result.message}`);
    */
-  async synchronizeModule(mode: Mode, options: SyncOptions = {}): Promise<SyncResult> {
+  async synchronizeModule(mode: SyncModuleMode, options: SyncOptions = {}): Promise<SyncResult> {
     if (mode !== Mode.Full && mode !== Mode.Delta) {
-      return this.record(
+      return this.#record(
         fail(
           'invalid-mode',
           `synchronizeModule takes Mode.Full or Mode.Delta, got ${Mode[mode] ?? mode}`,
         ),
       );
     }
-    return this.exclusive(options, async (session) => {
+    return this.#exclusive(mode, options, async (session) => {
       if (mode === Mode.Full) {
-        const items = this.recovery.snapshot();
+        const items = this.#recovery.snapshot();
         try {
-          if (items.length === 0) return { ok: true, sent: 0, retransmitted: 0 };
-          const outcome = await this.driver.run(
+          if (items.length === 0) return succeed(undefined, 0, 0);
+          const outcome = await this.#driver.run(
             {
               mode: WireMode.ModuleFull,
               size: items.length,
-              indices: this.recovery.indices(),
+              indices: this.#recovery.indices(),
               items: arraySource(items),
             },
             session,
           );
           return toSyncResult(outcome);
         } finally {
-          this.recovery.clear();
+          this.#recovery.clear();
         }
       }
-      if (this.unfinishedTake) {
+      if (this.#unfinishedTake) {
         // The last sync could not record its end: finish its take now, as a failure that may
         // have reached the manager (its rows are sent again).
-        this.queue.complete(false, true);
-        this.unfinishedTake = false;
+        this.#queue.complete(false, true);
+        this.#unfinishedTake = false;
       }
-      const taken = this.queue.take();
+      const taken = this.#queue.take();
       if (taken.size === 0) {
-        this.queue.complete(true);
-        return { ok: true, sent: 0, retransmitted: 0 };
+        this.#queue.complete(true);
+        return succeed(undefined, 0, 0);
       }
       let outcome: SessionOutcome | undefined;
       try {
-        outcome = await this.driver.run(
+        outcome = await this.#driver.run(
           {
             mode: WireMode.ModuleDelta,
             size: taken.size,
             indices: taken.indices,
-            items: this.queueSource(),
+            items: this.#queueSource(),
           },
           session,
         );
       } finally {
         // Even when the run threw (it should not), rows go back to Pending.
-        this.completeTake(outcome);
+        this.#completeTake(outcome);
       }
       return toSyncResult(outcome);
     });
@@ -241,7 +395,18 @@ export class AgentSyncProtocol {
   /**
    * Check mode: ask the manager whether its checksum of `index` equals ours.
    * Returns true only for a proven mismatch (EndAck Error); a timeout, an
-   * Offline manager or a transport failure return false.
+   * Offline manager or a transport failure return false. See `checkIntegrity` for why.
+   *
+   * @param index The index to check, e.g. 'wazuh-states-fim-files'.
+   * @param checksum Our checksum of that index (see `computeIndexChecksum`).
+   * @throws {TypeError} (as a rejected promise) When `index` or `checksum` is not a non-empty
+   *   string, or an option has the wrong type.
+   * @throws {RangeError} (as a rejected promise) When an option is out of range.
+   * @example
+   * if (await sync.requiresFullSync(INDEX, computeIndexChecksum(documents))) {
+   *   rescanInto(sync); // persistDifferenceInMemory for every item
+   *   await sync.synchronizeModule(Mode.Full);
+   * }
    */
   async requiresFullSync(
     index: string,
@@ -252,7 +417,17 @@ export class AgentSyncProtocol {
     return result.outcome === 'mismatch';
   }
 
-  /** The three-way outcome behind `requiresFullSync`: match, mismatch, or inconclusive with a reason. */
+  /**
+   * The three-way outcome behind `requiresFullSync`: match, mismatch, or inconclusive with a
+   * reason. A mismatch is the manager's answer, not a failure: it is logged at info and counted
+   * in `stats.checksMismatched`, not in `stats.syncsFailed`.
+   *
+   * @throws {TypeError} (as a rejected promise) As `requiresFullSync`.
+   * @throws {RangeError} (as a rejected promise) As `requiresFullSync`.
+   * @example
+   * const check = await sync.checkIntegrity(INDEX, checksum);
+   * if (check.outcome === 'inconclusive') log.warn(`check skipped (${check.reason})`);
+   */
   async checkIntegrity(
     index: string,
     checksum: string,
@@ -263,122 +438,158 @@ export class AgentSyncProtocol {
     if (typeof checksum !== 'string' || checksum.length === 0) {
       throw new TypeError('checksum must be a non-empty string');
     }
-    let outcome: SessionOutcome | undefined;
-    const result = await this.exclusive(options, async (session) => {
-      outcome = await this.driver.run(
-        { mode: WireMode.ModuleCheck, size: 0, indices: [index], checksum: { index, checksum } },
-        session,
-      );
-      return toSyncResult(outcome);
-    });
-    if (result.ok && outcome?.ok) return { outcome: 'match', session: outcome.session };
-    if (outcome && !outcome.ok && outcome.stage === 'end' && outcome.status === Status.Error) {
-      return { outcome: 'mismatch', session: outcome.session as bigint };
-    }
-    const failure = result as Extract<SyncResult, { ok: false }>;
-    return { outcome: 'inconclusive', reason: failure.reason, message: failure.message };
+    const ending = await this.#exclusive(
+      Mode.Check,
+      options,
+      async (session) => {
+        const outcome = await this.#driver.run(
+          { mode: WireMode.ModuleCheck, size: 0, indices: [index], checksum: { index, checksum } },
+          session,
+        );
+        if (!outcome.ok && outcome.stage === 'end' && outcome.status === Status.Error) {
+          return { mismatch: true, session: outcome.session as bigint } satisfies CheckMismatch;
+        }
+        return toSyncResult(outcome);
+      },
+      { index },
+    );
+    if ('mismatch' in ending) return jsonSafe({ outcome: 'mismatch', session: ending.session });
+    if (ending.ok) return jsonSafe({ outcome: 'match', session: ending.session as bigint });
+    return jsonSafe({ outcome: 'inconclusive', reason: ending.reason, message: ending.message });
   }
 
-  /** MetadataDelta, MetadataCheck, GroupDelta or GroupCheck: Start, StartAck, End, EndAck; no data. */
-  async synchronizeMetadataOrGroups(mode: Mode, options: SyncOptions = {}): Promise<SyncResult> {
+  /**
+   * MetadataDelta, MetadataCheck, GroupDelta or GroupCheck: Start (with the agent metadata),
+   * StartAck, End, EndAck; no data.
+   *
+   * @param mode One of the four metadata/group modes; any other resolves `reason: 'invalid-mode'`.
+   * @returns As `synchronizeModule`.
+   * @throws {TypeError} (as a rejected promise) When an option is invalid.
+   * @throws {RangeError} (as a rejected promise) When an option is invalid.
+   * @example
+   * const result = await sync.synchronizeMetadataOrGroups(Mode.GroupDelta);
+   */
+  async synchronizeMetadataOrGroups(
+    mode: MetadataMode,
+    options: SyncOptions = {},
+  ): Promise<SyncResult> {
     if (!METADATA_MODES.has(mode)) {
-      return this.record(
+      return this.#record(
         fail(
           'invalid-mode',
           `synchronizeMetadataOrGroups takes MetadataDelta, MetadataCheck, GroupDelta or GroupCheck, got ${Mode[mode] ?? mode}`,
         ),
       );
     }
-    return this.exclusive(options, async (session) =>
+    return this.#exclusive(mode, options, async (session) =>
       toSyncResult(
-        await this.driver.run({ mode: mode as number as WireMode, size: 0, indices: [] }, session),
+        await this.#driver.run({ mode: mode as number as WireMode, size: 0, indices: [] }, session),
       ),
     );
   }
 
   /**
-   * Feed a response from the manager (the bytes after `<module>_sync `).
-   * Returns false when the bytes are not a valid protocol message; true
-   * otherwise, whether or not the running sync was waiting for it. Never throws.
+   * Feed a response from the manager (the bytes after `<module>_sync `). Not needed for a
+   * transport with `onResponse`, whose responses come here by themselves.
+   *
+   * @returns false when the bytes are not a valid protocol message or the instance is closed;
+   *   true otherwise, whether or not the running sync was waiting for it. Never throws.
+   * @example
+   * listener.on('message', (bytes) => sync.parseResponseBuffer(bytes));
    */
   parseResponseBuffer(message: Uint8Array): boolean {
-    if (this.closed || !(message instanceof Uint8Array)) return false;
+    if (this.#closed || !(message instanceof Uint8Array)) return false;
     const response = decodeManagerResponse(message);
     if (response === null) {
-      this.log(
+      this.#log(
         'debug',
         `rejected a response of ${message.length} bytes: not a valid manager message`,
+        { bytes: message.length },
       );
       return false;
     }
-    this.driver.deliver(response);
+    this.#driver.deliver(response);
     return true;
   }
 
-  /** Counters since this instance was created; `queueDepth` is read from the queue now. */
+  /**
+   * Counters since this instance was created; `queueDepth` is read from the queue now.
+   * @throws {ClosedError} After `close()`.
+   * @throws {StorageError} When the database cannot be read.
+   */
   get stats(): SyncStats {
-    this.assertOpen();
+    this.#assertOpen();
     return {
-      syncsOk: this.outcomes.ok,
-      syncsFailed: { ...this.outcomes.failed },
-      messagesSent: this.link.counters.messages,
-      bytesSent: this.link.counters.bytes,
-      retransmitted: this.outcomes.retransmitted,
-      queueDepth: this.queue.pendingCount(),
+      syncsOk: this.#outcomes.ok,
+      syncsFailed: { ...this.#outcomes.failed },
+      checksMismatched: this.#outcomes.mismatched,
+      messagesSent: this.#link.counters.messages,
+      bytesSent: this.#link.counters.bytes,
+      retransmitted: this.#outcomes.retransmitted,
+      queueDepth: this.#queue.pendingCount(),
     };
   }
 
-  /** Number of changes waiting in the persistent queue. */
+  /**
+   * Number of changes waiting in the persistent queue.
+   * @throws {ClosedError} After `close()`.
+   * @throws {StorageError} When the database cannot be read.
+   */
   get pendingCount(): number {
-    this.assertOpen();
-    return this.queue.pendingCount();
+    this.#assertOpen();
+    return this.#queue.pendingCount();
   }
 
   /**
    * Abort a running sync (it resolves with reason 'closed' and its rows go
-   * back to Pending), then close the database. Idempotent. The transport
-   * belongs to the caller and is not closed.
+   * back to Pending), then close the database. Idempotent: every call returns the same promise.
+   * The transport belongs to the caller and is not closed. Afterwards every method throws
+   * {@link ClosedError}, except the syncs (they resolve `reason: 'closed'`) and
+   * `parseResponseBuffer` (it returns false).
+   * @example
+   * process.once('SIGTERM', () => void sync.close());
    */
   close(): Promise<void> {
-    this.closing ??= this.shutdown();
-    return this.closing;
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
   }
 
-  private async shutdown(): Promise<void> {
-    this.closed = true;
-    if (this.running) {
-      this.running.controller.abort(
+  async #shutdown(): Promise<void> {
+    this.#closed = true;
+    if (this.#running) {
+      this.#running.controller.abort(
         new SyncError('closed', 'the instance was closed during the sync'),
       );
-      await this.running.done.catch(() => {});
+      await this.#running.done.catch(() => {});
     }
-    this.queue.close();
-    this.recovery.clear();
+    this.#queue.close();
+    this.#recovery.clear();
   }
 
-  private assertOpen(): void {
-    if (this.closed) throw new Error(`AgentSyncProtocol '${this.moduleName}' is closed`);
+  #assertOpen(): void {
+    if (this.#closed) throw new ClosedError(this.moduleName);
   }
 
-  private queueSource(): ItemSource {
-    return { read: (from, to, limit) => this.queue.readSeqs(from, to, limit) };
+  #queueSource(): ItemSource {
+    return { read: (from, to, limit) => this.#queue.readSeqs(from, to, limit) };
   }
 
-  /** Run `body` as the only sync of this instance, with resolved options; storage errors become results. */
-  private async exclusive(
+  /**
+   * Run `body` as the only sync of this instance, with resolved options; storage errors become
+   * results. Counts and logs how it ended.
+   */
+  async #exclusive<E extends SyncResult | CheckMismatch>(
+    mode: Mode,
     options: SyncOptions,
-    body: (session: SessionOptions) => Promise<SyncResult>,
-  ): Promise<SyncResult> {
-    if (this.closed) return fail('closed', `AgentSyncProtocol '${this.moduleName}' is closed`);
-    if (this.running) return this.record(fail('busy', 'another sync of this module is running'));
-    let resolved: SessionOptions;
+    body: (session: SessionOptions) => Promise<E>,
+    context: LogFields = {},
+  ): Promise<E | SyncFailure> {
+    if (this.#closed) return fail('closed', `AgentSyncProtocol '${this.moduleName}' is closed`);
+    if (this.#running) return this.#record(fail('busy', 'another sync of this module is running'));
     const controller = new AbortController();
-    try {
-      resolved = this.resolveOptions(options, controller.signal);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const done = (async (): Promise<SyncResult> => {
+    // Invalid options reject the promise (a caller's bug, not a sync outcome); nothing is sent.
+    const resolved = this.#resolveOptions(options, controller.signal);
+    const done = (async (): Promise<E | SyncFailure> => {
       try {
         return await body(resolved);
       } catch (error) {
@@ -386,16 +597,47 @@ export class AgentSyncProtocol {
         return fail('storage', errorMessage(error));
       }
     })();
-    this.running = { controller, done };
+    this.#running = { controller, done };
     try {
-      const result = this.record(await done);
-      if (result.ok)
-        this.log('info', `sync ok: ${result.sent} sent, ${result.retransmitted} retransmitted`);
-      else if (result.reason !== 'closed')
-        this.log('warn', `sync failed (${result.reason}): ${result.message}`);
-      return result;
+      const ending = await done;
+      this.#settle(mode, ending, context);
+      return ending;
     } finally {
-      this.running = undefined;
+      this.#running = undefined;
+    }
+  }
+
+  /** Count and log how a sync ended; `context` adds fields (a Check's index). */
+  #settle(mode: Mode, ending: SyncResult | CheckMismatch, context: LogFields): void {
+    const fields = { mode: Mode[mode], ...context };
+    if ('mismatch' in ending) {
+      this.#outcomes.mismatched++;
+      this.#log(
+        'info',
+        `check: mismatch, the manager's checksum of ${context.index} differs; a Full sync is due`,
+        { ...fields, session: String(ending.session), outcome: 'mismatch' },
+      );
+      return;
+    }
+    this.#record(ending);
+    if (ending.ok && mode === Mode.Check) {
+      this.#log('info', `check: match, the manager's checksum of ${context.index} is ours`, {
+        ...fields,
+        session: String(ending.session),
+        outcome: 'match',
+      });
+    } else if (ending.ok) {
+      this.#log('info', `sync ok: ${ending.sent} sent, ${ending.retransmitted} retransmitted`, {
+        ...fields,
+        ...(ending.session === undefined ? {} : { session: String(ending.session) }),
+        sent: ending.sent,
+        retransmitted: ending.retransmitted,
+      });
+    } else if (ending.reason !== 'closed') {
+      this.#log('warn', `sync failed (${ending.reason}): ${ending.message}`, {
+        ...fields,
+        reason: ending.reason,
+      });
     }
   }
 
@@ -405,41 +647,61 @@ export class AgentSyncProtocol {
    * taken rows as unseen creations. When the queue cannot record the end (disk full, I/O
    * error), the next sync finishes the take first.
    */
-  private completeTake(outcome: SessionOutcome | undefined): void {
+  #completeTake(outcome: SessionOutcome | undefined): void {
     const dataSent = outcome === undefined || outcome.ok || outcome.stage !== 'start';
     try {
-      this.queue.complete(outcome?.ok === true, dataSent);
+      this.#queue.complete(outcome?.ok === true, dataSent);
     } catch (error) {
-      this.unfinishedTake = true;
+      this.#unfinishedTake = true;
       throw error;
     }
   }
 
   /** Count a sync's outcome in `stats`. */
-  private record(result: SyncResult): SyncResult {
+  #record<R extends SyncResult>(result: R): R {
     if (result.ok) {
-      this.outcomes.ok++;
-      this.outcomes.retransmitted += result.retransmitted;
+      this.#outcomes.ok++;
+      this.#outcomes.retransmitted += result.retransmitted;
     } else {
-      this.outcomes.failed[result.reason]++;
+      this.#outcomes.failed[result.reason]++;
     }
     return result;
   }
 
-  private resolveOptions(options: SyncOptions, closeSignal: AbortSignal): SessionOptions {
-    const merged = { ...DEFAULTS, ...this.syncDefaults, ...definedFields(options) };
+  /** Every option resolved to a value; throws TypeError (wrong type) or RangeError (out of range). */
+  #resolveOptions(options: SyncOptions, closeSignal: AbortSignal): SessionOptions {
+    if (options === null || typeof options !== 'object') {
+      throw new TypeError(`options must be an object, got ${describeValue(options)}`);
+    }
+    const merged = { ...DEFAULTS, ...this.#syncDefaults, ...definedFields(options) };
     const { timeoutMs, retries, maxEps, maxReqRetRounds } = merged;
-    checkNumber('timeoutMs', timeoutMs, 1);
-    checkNumber('retries', retries, 0);
-    checkNumber('maxEps', maxEps, 0);
-    checkNumber('maxReqRetRounds', maxReqRetRounds, 1);
+    checkInteger('timeoutMs', timeoutMs, 1);
+    checkInteger('retries', retries, 0);
+    checkInteger('maxEps', maxEps, 0);
+    checkInteger('maxReqRetRounds', maxReqRetRounds, 1);
+    if (
+      merged.backoff !== undefined &&
+      (merged.backoff === null || typeof merged.backoff !== 'object')
+    ) {
+      throw new TypeError(`backoff must be an object, got ${describeValue(merged.backoff)}`);
+    }
     const backoff = {
       minMs: 0,
       maxMs: Number.POSITIVE_INFINITY,
       factor: 2,
       ...definedFields(merged.backoff),
     };
-    checkNumber('backoff.minMs', backoff.minMs, 0);
+    checkInteger('backoff.minMs', backoff.minMs, 0);
+    checkNumber('backoff.maxMs', backoff.maxMs, backoff.minMs);
+    checkNumber('backoff.factor', backoff.factor, 1);
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+      throw new TypeError(`signal must be an AbortSignal, got ${describeValue(options.signal)}`);
+    }
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+      throw new TypeError(
+        `onProgress must be a function, got ${describeValue(options.onProgress)}`,
+      );
+    }
     const signal = options.signal ? AbortSignal.any([options.signal, closeSignal]) : closeSignal;
     return {
       timeoutMs,
@@ -453,9 +715,40 @@ export class AgentSyncProtocol {
   }
 }
 
+/** A value as an error message shows it: its type, and the value itself when short. */
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'number':
+      return String(value);
+    case 'string':
+      return `string '${value.length > 32 ? `${value.slice(0, 32)}...` : value}'`;
+    case 'bigint':
+      return `bigint ${value}n`;
+    case 'boolean':
+      return `boolean ${value}`;
+    default:
+      return typeof value;
+  }
+}
+
+/** An integer >= min: TypeError for another type, RangeError for another number. */
+function checkInteger(name: string, value: unknown, min: number): void {
+  if (typeof value !== 'number') {
+    throw new TypeError(`${name} must be an integer >= ${min}, got ${describeValue(value)}`);
+  }
+  if (!Number.isInteger(value) || value < min) {
+    throw new RangeError(`${name} must be an integer >= ${min}, got ${value}`);
+  }
+}
+
+/** A number >= min (Infinity allowed): TypeError for another type, RangeError for another number. */
 function checkNumber(name: string, value: unknown, min: number): void {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new RangeError(`${name} must be an integer >= ${min}, got ${String(value)}`);
+  if (typeof value !== 'number') {
+    throw new TypeError(`${name} must be a number >= ${min}, got ${describeValue(value)}`);
+  }
+  if (Number.isNaN(value) || value < min) {
+    throw new RangeError(`${name} must be a number >= ${min}, got ${value}`);
   }
 }
 
@@ -470,14 +763,7 @@ function arraySource(items: readonly SyncRow[]): ItemSource {
 
 function toSyncResult(outcome: SessionOutcome | undefined): SyncResult {
   if (!outcome) return fail('storage', 'the sync ended without an outcome');
-  if (outcome.ok) {
-    return {
-      ok: true,
-      session: outcome.session,
-      sent: outcome.sent,
-      retransmitted: outcome.retransmitted,
-    };
-  }
+  if (outcome.ok) return succeed(outcome.session, outcome.sent, outcome.retransmitted);
   return fail(outcome.reason, outcome.message);
 }
 

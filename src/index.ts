@@ -1,11 +1,17 @@
 export { hostAgentInfo, PACKAGE_VERSION } from './agent/host-info.js';
 export { AgentSyncProtocol } from './agent-sync-protocol.js';
 export { computeIndexChecksum } from './checksum.js';
-export { Mode } from './enums/mode.js';
-export { Operation } from './enums/operation.js';
+export { type MetadataMode, Mode, type SyncModuleMode } from './enums/mode.js';
+export { type ChangeOperation, Operation } from './enums/operation.js';
 export type { AgentInfo } from './interfaces/agent-info.js';
 export type { Change } from './interfaces/change.js';
-export type { LevelLogger, LogFunction, Logger, LogLevel } from './interfaces/logger.js';
+export type {
+  LevelLogger,
+  LogFields,
+  LogFunction,
+  Logger,
+  LogLevel,
+} from './interfaces/logger.js';
 export type { AgentSyncProtocolOptions, SyncOptions, SyncProgress } from './interfaces/options.js';
 export type {
   IntegrityCheckResult,
@@ -17,6 +23,7 @@ export type {
 export type { SyncStats } from './interfaces/stats.js';
 export type { MQueueTransport } from './interfaces/transport.js';
 export { StorageError } from './queue/storage-error.js';
+export { ClosedError } from './session/closed-error.js';
 export { type InProcessHandler, InProcessTransport } from './transports/in-process.js';
 export {
   type TcpReconnectOptions,

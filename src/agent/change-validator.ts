@@ -1,5 +1,5 @@
 import { Operation } from '../enums/operation.js';
-import { isJsonText } from '../json-bytes.js';
+import { documentShapeError, isDocumentBytes, isJsonText } from '../json-bytes.js';
 import { MessageEncoder } from '../wire/encode.js';
 import { dataValueSizeBound, frameHeader, MAX_DATAGRAM_BYTES } from '../wire/framing.js';
 import { WireOperation } from '../wire/index.js';
@@ -7,21 +7,72 @@ import { WireOperation } from '../wire/index.js';
 const MAX_U64 = 2n ** 64n - 1n;
 
 /**
+ * The agent daemon drops a message whose module name is longer than this (in UTF-8 bytes) before
+ * it reaches the manager, so such a module could never sync.
+ */
+export const MAX_MODULE_NAME_BYTES = 64;
+
+/**
+ * UTF-8 of the document being checked. Any document that fits a datagram fits here (3 bytes per
+ * UTF-16 unit at most); module-wide, since checks never overlap (JavaScript runs one at a time).
+ */
+const scratch = Buffer.allocUnsafe(3 * MAX_DATAGRAM_BYTES);
+
+/** C0 controls and DEL: they break the manager's logs and the `s:<module>:` header. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+
+/**
+ * Checks a module name for the constructor: a non-empty string of at most
+ * {@link MAX_MODULE_NAME_BYTES} UTF-8 bytes without control characters.
+ * Throws TypeError (not a string, empty, control characters) or RangeError (too long).
+ */
+export function validateModuleName(moduleName: unknown): asserts moduleName is string {
+  if (typeof moduleName !== 'string' || moduleName.length === 0) {
+    throw new TypeError(
+      `options.moduleName must be a non-empty string, got ${describe(moduleName)}`,
+    );
+  }
+  if (CONTROL_CHARACTER.test(moduleName)) {
+    throw new TypeError(
+      `options.moduleName must not contain control characters (U+0000-U+001F, U+007F), got ${JSON.stringify(moduleName)}`,
+    );
+  }
+  const bytes = Buffer.byteLength(moduleName);
+  if (bytes > MAX_MODULE_NAME_BYTES) {
+    throw new RangeError(
+      `options.moduleName must be at most ${MAX_MODULE_NAME_BYTES} bytes in UTF-8 (the agent daemon drops longer ones), got ${bytes} bytes`,
+    );
+  }
+}
+
+/**
  * Checks one change before anything stores it, so that a rejected call leaves
  * the queue exactly as it was, and a stored change can always be sent: its
- * DataValue, framed as `s:<module>:<bytes>`, fits in one datagram.
+ * DataValue, framed as `s:<module>:<bytes>`, fits in one datagram, and its
+ * document is one the manager stores intact.
  */
 export class ChangeValidator {
-  private readonly headerBytes: number;
-  private encoder: MessageEncoder | undefined;
+  readonly #headerBytes: number;
+  #encoder: MessageEncoder | undefined;
 
+  /** @param moduleName The module whose `s:<module>:` header every datagram carries. */
   constructor(moduleName: string) {
-    this.headerBytes = frameHeader(moduleName).length;
+    this.#headerBytes = frameHeader(moduleName).length;
   }
 
+  /** Throws TypeError or RangeError naming what is wrong; returns when the change may be stored. */
   validate(id: unknown, operation: unknown, index: unknown, data: unknown): void {
     if (typeof id !== 'string' || id.length === 0) {
       throw new TypeError(`id must be a non-empty string, got ${describe(id)}`);
+    }
+    if (id.trim().length === 0) {
+      throw new TypeError(`id must not be blank, got ${JSON.stringify(id)}`);
+    }
+    if (CONTROL_CHARACTER.test(id)) {
+      throw new TypeError(
+        `id must not contain control characters (U+0000-U+001F, U+007F), got ${JSON.stringify(id.slice(0, 64))}`,
+      );
     }
     if (typeof operation !== 'number') {
       throw new TypeError(
@@ -43,27 +94,43 @@ export class ChangeValidator {
     if (typeof data !== 'string') {
       throw new TypeError(`data must be a string, got ${describe(data)}`);
     }
-    if (operation !== Operation.Delete && !isJsonText(data)) {
-      throw new TypeError(`data of '${id}' is not valid JSON: ${parseError(data)}`);
-    }
-    this.checkSize(id, operation, index, data);
+    if (operation !== Operation.Delete) this.#checkDocument(id, data);
+    this.#checkSize(id, operation, index, data);
   }
 
-  private checkSize(id: string, operation: Operation, index: string, data: string): void {
+  /** Create/Modify data: valid JSON, and a document the manager does not corrupt (see documentShapeError). */
+  #checkDocument(id: string, data: string): void {
+    // The common case in one scan of the bytes; the two checks below only explain a refusal (or
+    // decide for a document too large for the scratch buffer, which #checkSize refuses anyway).
+    if (3 * data.length <= scratch.length && isDocumentBytes(scratch, 0, scratch.write(data))) {
+      return;
+    }
+    if (!isJsonText(data)) {
+      throw new TypeError(`data of '${id.slice(0, 64)}' is not valid JSON: ${parseError(data)}`);
+    }
+    const shape = documentShapeError(data);
+    if (shape !== undefined) {
+      throw new TypeError(
+        `data of '${id.slice(0, 64)}' would be corrupted by the manager, which stores it after its first byte: ${shape}`,
+      );
+    }
+  }
+
+  #checkSize(id: string, operation: Operation, index: string, data: string): void {
     // A UTF-16 unit takes at most 3 UTF-8 bytes: most changes fit without counting bytes.
     const worst = dataValueSizeBound(3 * id.length, 3 * index.length, 3 * data.length);
-    if (this.headerBytes + worst <= MAX_DATAGRAM_BYTES) return;
+    if (this.#headerBytes + worst <= MAX_DATAGRAM_BYTES) return;
     const bound =
-      this.headerBytes +
+      this.#headerBytes +
       dataValueSizeBound(Buffer.byteLength(id), Buffer.byteLength(index), Buffer.byteLength(data));
     if (bound <= MAX_DATAGRAM_BYTES) return;
     // Close to the limit: encode the worst case (largest seq and session) to decide exactly.
-    this.encoder ??= new MessageEncoder();
+    this.#encoder ??= new MessageEncoder();
     const wireOperation =
       operation === Operation.Delete ? WireOperation.Delete : WireOperation.Upsert;
     const size =
-      this.headerBytes +
-      this.encoder.dataValue(MAX_U64, MAX_U64, wireOperation, id, index, data).length;
+      this.#headerBytes +
+      this.#encoder.dataValue(MAX_U64, MAX_U64, wireOperation, id, index, data).length;
     if (size > MAX_DATAGRAM_BYTES) {
       throw new RangeError(
         `change '${id.slice(0, 64)}' would need a ${size}-byte datagram; the limit is ${MAX_DATAGRAM_BYTES} bytes including the module header`,

@@ -23,9 +23,17 @@ export type SyncFailureReason =
   /** The SQLite queue failed (disk full, I/O error, ...). */
   | 'storage';
 
+/**
+ * A sync that the manager acknowledged (EndAck Ok), or that had nothing to send.
+ *
+ * JSON-safe: objects the library returns carry a non-enumerable `toJSON()`, so
+ * `JSON.stringify(result)` writes `session` as a decimal string (a bigint would throw). A copy
+ * made by spreading (`{ ...result }`) loses it.
+ */
 export interface SyncSuccess {
+  /** Always true: tells a success from a {@link SyncFailure}. */
   ok: true;
-  /** The manager's session id; absent when there was nothing to send. */
+  /** The manager's session id (a u64); absent when there was nothing to send. */
   session?: bigint;
   /** Items (DataValue messages) sent once each. */
   sent: number;
@@ -33,19 +41,47 @@ export interface SyncSuccess {
   retransmitted: number;
 }
 
+/** A sync that did not succeed; nothing about it throws. JSON-safe like {@link SyncSuccess}. */
 export interface SyncFailure {
+  /** Always false: tells a failure from a {@link SyncSuccess}. */
   ok: false;
+  /** Why, as a stable code to branch on. */
   reason: SyncFailureReason;
+  /** Why, in words for a log: the stage, the manager's status, the error. */
   message: string;
 }
 
+/**
+ * What `synchronizeModule` and `synchronizeMetadataOrGroups` resolve with; they never reject for
+ * a failed sync (only for invalid options). Branch on `ok`, then on `reason`.
+ */
 export type SyncResult = SyncSuccess | SyncFailure;
 
-/** The three-way outcome of an integrity check (Check mode). */
+/**
+ * The three-way outcome of an integrity check (Check mode), as `checkIntegrity` resolves it.
+ * JSON-safe like {@link SyncSuccess}: `JSON.stringify` writes `session` as a decimal string.
+ */
 export type IntegrityCheckResult =
   /** EndAck Ok: the manager's index checksum equals ours. */
-  | { outcome: 'match'; session: bigint }
+  | {
+      /** The manager's checksum equals ours. */
+      outcome: 'match';
+      /** The Check session's id (a u64). */
+      session: bigint;
+    }
   /** EndAck Error: proven mismatch, a Full sync is due. */
-  | { outcome: 'mismatch'; session: bigint }
+  | {
+      /** The manager's checksum differs from ours. */
+      outcome: 'mismatch';
+      /** The Check session's id (a u64). */
+      session: bigint;
+    }
   /** Anything else (timeout, Offline, transport down, ...): not a proven mismatch. */
-  | { outcome: 'inconclusive'; reason: SyncFailureReason; message: string };
+  | {
+      /** No answer that proves either. */
+      outcome: 'inconclusive';
+      /** Why, as for a failed sync. */
+      reason: SyncFailureReason;
+      /** Why, in words. */
+      message: string;
+    };

@@ -25,8 +25,11 @@ export enum CreateStatus {
   NewDeleted = 2,
 }
 
-/** One change to queue, as given to {@link PersistentQueue.persistMany}. */
-export type QueueChange = Change;
+/**
+ * One change to queue, as given to {@link PersistentQueue.persistMany}. Any Operation: the public
+ * {@link Change} is narrower, and the validator keeps NoOp out before the queue sees a change.
+ */
+export type QueueChange = Omit<Change, 'operation'> & { operation: Operation };
 
 /** A row of the active take (or of a {@link RecoveryBuffer} snapshot), as streamed to the manager. */
 export interface SyncRow {

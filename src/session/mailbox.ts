@@ -1,5 +1,6 @@
 import type { ManagerResponse } from '../wire/types.js';
 
+/** What `Mailbox.next` resolves with when no answer came in time. */
 export const TIMEOUT = Symbol('timeout');
 
 type Kind = ManagerResponse['type'];
@@ -13,16 +14,16 @@ type Kind = ManagerResponse['type'];
  * Anything not expected now (another phase, another session) is refused.
  */
 export class Mailbox {
-  private kinds: ReadonlySet<Kind> = new Set();
-  private session: bigint | undefined;
-  private readonly inbox: ManagerResponse[] = [];
-  private wake: (() => void) | undefined;
+  #kinds: ReadonlySet<Kind> = new Set();
+  #session: bigint | undefined;
+  readonly #inbox: ManagerResponse[] = [];
+  #wake: (() => void) | undefined;
 
   /** Accept `kinds` from now on, for `session` (any session when undefined), and forget older mail. */
   expect(kinds: readonly Kind[], session?: bigint): void {
-    this.kinds = new Set(kinds);
-    this.session = session;
-    this.inbox.length = 0;
+    this.#kinds = new Set(kinds);
+    this.#session = session;
+    this.#inbox.length = 0;
   }
 
   /** Accept nothing (between syncs and during the data phase). */
@@ -32,24 +33,24 @@ export class Mailbox {
 
   /** Offer a response; returns false (and keeps nothing) when it is not expected now. */
   offer(message: ManagerResponse): boolean {
-    if (!this.kinds.has(message.type)) return false;
+    if (!this.#kinds.has(message.type)) return false;
     // A StartAck that is not Ok may carry a meaningless session; it is still the answer.
-    if (this.session !== undefined && message.session !== this.session) return false;
-    this.inbox.push(message);
-    this.wake?.();
+    if (this.#session !== undefined && message.session !== this.#session) return false;
+    this.#inbox.push(message);
+    this.#wake?.();
     return true;
   }
 
   /** The next accepted response, or TIMEOUT after `timeoutMs`. Rejects with the signal's reason on abort. */
   next(timeoutMs: number, signal: AbortSignal): Promise<ManagerResponse | typeof TIMEOUT> {
-    const queued = this.inbox.shift();
+    const queued = this.#inbox.shift();
     if (queued !== undefined) return Promise.resolve(queued);
     if (signal.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
       const finish = () => {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
-        this.wake = undefined;
+        this.#wake = undefined;
       };
       const onAbort = () => {
         finish();
@@ -59,9 +60,9 @@ export class Mailbox {
         finish();
         resolve(TIMEOUT);
       }, timeoutMs);
-      this.wake = () => {
+      this.#wake = () => {
         finish();
-        resolve(this.inbox.shift() as ManagerResponse);
+        resolve(this.#inbox.shift() as ManagerResponse);
       };
       signal.addEventListener('abort', onAbort, { once: true });
     });

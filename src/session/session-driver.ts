@@ -1,5 +1,6 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import pRetry, { AbortError } from 'p-retry';
+import { Mode } from '../enums/mode.js';
 import type { LogFunction } from '../interfaces/logger.js';
 import type { SyncProgress } from '../interfaces/options.js';
 import type { SyncFailureReason } from '../interfaces/results.js';
@@ -18,16 +19,19 @@ export const PAGE_SIZE = 512;
 
 /** Where a session's items come from, by seq. */
 export interface ItemSource {
+  /** Up to `limit` items with seqs fromSeq..toSeq (inclusive), in seq order. */
   read(fromSeq: number, toSeq: number, limit: number): readonly SyncRow[];
 }
 
 /** What one session sends. */
 export interface SessionPlan {
+  /** The Start's mode. */
   mode: WireMode;
   /** Number of items; seqs are 0..size-1. */
   size: number;
   /** Sorted unique index names for Start. */
   indices: readonly string[];
+  /** The items by seq; absent for sessions without data (Check, metadata, groups). */
   items?: ItemSource;
   /** Check mode: the ChecksumModule to send after StartAck. */
   checksum?: { index: string; checksum: string };
@@ -35,23 +39,43 @@ export interface SessionPlan {
 
 /** Every option resolved to a value. */
 export interface SessionOptions {
+  /** Wait for each StartAck / EndAck, in ms. */
   timeoutMs: number;
+  /** Extra sends of Start and of End. */
   retries: number;
+  /** Messages per second; 0 = unlimited. */
   maxEps: number;
+  /** Pause before each re-send after a timeout (see SyncOptions.backoff). */
   backoff: { minMs: number; maxMs: number; factor: number };
+  /** ReqRet rounds answered before the session fails. */
   maxReqRetRounds: number;
+  /** The caller's signal joined with the instance's close. */
   signal: AbortSignal;
+  /** The caller's progress callback. */
   onProgress?: ((progress: SyncProgress) => void) | undefined;
 }
 
+/** Where a session was when it ended: before StartAck Ok, sending data, or after End. */
 export type Stage = 'start' | 'data' | 'end';
 
+/** How one session ended; `run` never throws. */
 export type SessionOutcome =
-  | { ok: true; session: bigint; sent: number; retransmitted: number }
+  | {
+      ok: true;
+      /** The manager's session id. */
+      session: bigint;
+      /** Items sent once. */
+      sent: number;
+      /** Items resent for ReqRets. */
+      retransmitted: number;
+    }
   | {
       ok: false;
+      /** Why, as the SyncResult will say it. */
       reason: SyncFailureReason;
+      /** Why, in words. */
       message: string;
+      /** Where the session was when it ended. */
       stage: Stage;
       /** The session, when the manager had started one. */
       session?: bigint;
@@ -81,51 +105,68 @@ function failureStatus(stage: string, status: Status): SyncError {
  * AgentSyncProtocol; sessions never overlap (the caller guarantees it).
  */
 export class SessionDriver {
-  readonly mailbox = new Mailbox();
-  private readonly encoder = new MessageEncoder();
+  readonly #mailbox = new Mailbox();
+  readonly #encoder = new MessageEncoder();
+  readonly #link: TransportLink;
+  readonly #metadata: () => StartMetadata;
+  readonly #log: LogFunction;
 
-  constructor(
-    private readonly link: TransportLink,
-    private readonly metadata: () => StartMetadata,
-    private readonly log: LogFunction,
-  ) {}
+  /**
+   * @param link Where messages go (opened on each session's first send).
+   * @param metadata The agent metadata for each Start, read when the Start is built.
+   * @param log Where the driver logs; structured fields carry the session and mode.
+   */
+  constructor(link: TransportLink, metadata: () => StartMetadata, log: LogFunction) {
+    this.#link = link;
+    this.#metadata = metadata;
+    this.#log = log;
+  }
 
   /** Hand a decoded response to the running session. Returns whether it was accepted. */
   deliver(message: ManagerResponse): boolean {
-    const accepted = this.mailbox.offer(message);
+    const accepted = this.#mailbox.offer(message);
     if (!accepted) {
-      this.log('debug', `ignored ${message.type} for session ${message.session}: not expected now`);
+      this.#log(
+        'debug',
+        `ignored ${message.type} for session ${message.session}: not expected now`,
+        { session: String(message.session), response: message.type },
+      );
     }
     return accepted;
   }
 
+  /**
+   * Run one session of `plan` to its end. Never throws: every failure (timeout, the manager's
+   * answer, a send that failed, an abort, a storage error while reading items) is an outcome.
+   */
   async run(plan: SessionPlan, options: SessionOptions): Promise<SessionOutcome> {
     const pacer = options.maxEps > 0 ? new Pacer(options.maxEps) : undefined;
     const counts = { sent: 0, retransmitted: 0 };
+    const mode = Mode[plan.mode as number] ?? String(plan.mode);
     const report = (phase: SyncProgress['phase']) => {
       try {
         options.onProgress?.({ phase, total: plan.size, ...counts });
       } catch (error) {
-        this.log('warn', `onProgress threw: ${errorMessage(error)}`);
+        this.#log('warn', `onProgress threw: ${errorMessage(error)}`, { mode, phase });
       }
     };
     let stage: Stage = 'start';
     let session: bigint | undefined;
     try {
-      await this.link.open();
-      session = await this.startSession(plan, options, pacer);
+      await this.#link.open();
+      session = await this.#startSession(plan, options, pacer);
       stage = 'data';
+      report('start');
       // After a probe the End is out: its EndAck (or a ReqRet) may come as soon as the last
       // item arrives, so the doors stay open for them.
       const probed = plan.size > 0;
-      if (!probed) this.mailbox.closeDoors();
-      report('data');
+      if (!probed) this.#mailbox.closeDoors();
       if (plan.checksum) {
         const { index, checksum } = plan.checksum;
-        await this.paced(this.encoder.checksumModule(session, index, checksum), pacer, options);
+        await this.#paced(this.#encoder.checksumModule(session, index, checksum), pacer, options);
       }
       if (plan.items && plan.size > 0) {
-        await this.sendItems(
+        await this.#sendItems(
           plan.items,
           session,
           0,
@@ -139,13 +180,10 @@ export class SessionDriver {
         );
       }
       stage = 'end';
-      report('end');
-      await this.endSession(plan, session, probed, options, pacer, counts, () =>
-        report('retransmit'),
-      );
+      await this.#endSession(plan, session, probed, options, pacer, counts, report);
       return { ok: true, session, ...counts };
     } catch (error) {
-      const failure = this.toSyncError(error, options.signal);
+      const failure = this.#toSyncError(error, options.signal);
       return {
         ok: false,
         reason: failure.reason,
@@ -155,11 +193,11 @@ export class SessionDriver {
         status: failure.status,
       };
     } finally {
-      this.mailbox.closeDoors();
+      this.#mailbox.closeDoors();
     }
   }
 
-  private toSyncError(error: unknown, signal: AbortSignal): SyncError {
+  #toSyncError(error: unknown, signal: AbortSignal): SyncError {
     if (signal.aborted) {
       return signal.reason instanceof SyncError
         ? signal.reason
@@ -169,7 +207,7 @@ export class SessionDriver {
     return new SyncError('storage', errorMessage(error));
   }
 
-  private retryOptions(options: SessionOptions, what: string) {
+  #retryOptions(options: SessionOptions, what: string) {
     return {
       retries: options.retries,
       minTimeout: options.backoff.minMs,
@@ -184,22 +222,23 @@ export class SessionDriver {
         attemptNumber: number;
         retriesLeft: number;
       }) =>
-        this.log(
+        this.#log(
           'debug',
           `${what}: attempt ${attemptNumber} got no answer, ${retriesLeft} retries left`,
+          { attempt: attemptNumber, retriesLeft },
         ),
       shouldRetry: ({ error }: { error: Error }) => error instanceof WaitTimeout,
     };
   }
 
   /** Run a p-retry attempt function; a last timeout becomes SyncError('timeout'). */
-  private async withRetries<T>(
+  async #withRetries<T>(
     what: string,
     options: SessionOptions,
     attempt: () => Promise<T>,
   ): Promise<T> {
     try {
-      return await pRetry(attempt, this.retryOptions(options, what));
+      return await pRetry(attempt, this.#retryOptions(options, what));
     } catch (error) {
       if (error instanceof WaitTimeout) {
         throw new SyncError(
@@ -212,38 +251,39 @@ export class SessionDriver {
   }
 
   /**
-   * Start -> StartAck Ok, and for a plan with items, the probe (see {@link probe}). A session the
+   * Start -> StartAck Ok, and for a plan with items, the probe (see #probe). A session the
    * probe shows is not this Start's is never used again, and Start is sent again (an attempt).
    */
-  private async startSession(
+  async #startSession(
     plan: SessionPlan,
     options: SessionOptions,
     pacer: Pacer | undefined,
   ): Promise<bigint> {
     const refused = new Set<bigint>();
-    return this.withRetries('Start', options, async () => {
-      this.mailbox.expect(['StartAck']);
-      const start = this.encoder.start({
-        ...this.metadata(),
+    return this.#withRetries('Start', options, async () => {
+      this.#mailbox.expect(['StartAck']);
+      const start = this.#encoder.start({
+        ...this.#metadata(),
         mode: plan.mode,
         size: BigInt(plan.size),
         index: plan.indices,
       });
-      await this.sendOrAbort(start, pacer, options);
+      await this.#sendOrAbort(start, pacer, options);
       for (;;) {
-        const answer = await this.mailbox.next(options.timeoutMs, options.signal);
+        const answer = await this.#mailbox.next(options.timeoutMs, options.signal);
         if (answer === TIMEOUT) throw new WaitTimeout();
         if (answer.type !== 'StartAck') throw new WaitTimeout(); // unreachable: only StartAck is expected
         if (answer.status !== Status.Ok)
           throw new AbortError(failureStatus('StartAck', answer.status));
         if (refused.has(answer.session)) continue;
-        if (plan.size > 0 && !(await this.probe(plan, answer.session, options, pacer))) {
+        if (plan.size > 0 && !(await this.#probe(plan, answer.session, options, pacer))) {
           refused.add(answer.session);
           throw new WaitTimeout();
         }
-        this.log(
+        this.#log(
           'debug',
           `session ${answer.session} started (${WireMode[plan.mode]}, ${plan.size} items)`,
+          { session: String(answer.session), mode: Mode[plan.mode as number], total: plan.size },
         );
         return answer.session;
       }
@@ -259,18 +299,18 @@ export class SessionDriver {
    * the session's size. Only the exact range proves it; anything else (an EndAck, other ranges,
    * no answer) refuses the session. The data then goes out in answer to that ReqRet.
    */
-  private async probe(
+  async #probe(
     plan: SessionPlan,
     session: bigint,
     options: SessionOptions,
     pacer: Pacer | undefined,
   ): Promise<boolean> {
-    this.mailbox.expect(['EndAck', 'ReqRet'], session);
-    await this.sendOrAbort(this.encoder.end(session), pacer, options);
-    const answer = await this.mailbox.next(options.timeoutMs, options.signal);
+    this.#mailbox.expect(['EndAck', 'ReqRet'], session);
+    await this.#sendOrAbort(this.#encoder.end(session), pacer, options);
+    const answer = await this.#mailbox.next(options.timeoutMs, options.signal);
     if (answer !== TIMEOUT && answer.type === 'ReqRet' && coversExactly(answer.ranges, plan.size))
       return true;
-    this.log(
+    this.#log(
       'warn',
       `session ${session} is not the one this Start opened (its End got ${
         answer === TIMEOUT
@@ -279,8 +319,9 @@ export class SessionDriver {
             ? 'a ReqRet for other seqs'
             : `an EndAck ${Status[answer.status] ?? answer.status}`
       }); it is left to expire and Start is sent again`,
+      { session: String(session), mode: Mode[plan.mode as number] },
     );
-    this.mailbox.expect(['StartAck']);
+    this.#mailbox.expect(['StartAck']);
     return false;
   }
 
@@ -290,25 +331,30 @@ export class SessionDriver {
    * (without it, a loss would cost a whole timeout). It may reach the manager after the session
    * is indexed, which ignores it.
    */
-  private async endSession(
+  async #endSession(
     plan: SessionPlan,
     session: bigint,
     probed: boolean,
     options: SessionOptions,
     pacer: Pacer | undefined,
-    counts: { retransmitted: number },
-    onPage: () => void,
+    counts: { sent: number; retransmitted: number },
+    report: (phase: 'end' | 'retransmit') => void,
   ): Promise<void> {
     let rounds = 0;
     let keepMail = probed;
-    await this.withRetries('End', options, async () => {
+    let endReported = false;
+    await this.#withRetries('End', options, async () => {
       // expect() empties the mailbox: not on the first attempt after a probe, whose EndAck
       // may already be waiting there.
-      if (!keepMail) this.mailbox.expect(['EndAck', 'ReqRet'], session);
+      if (!keepMail) this.#mailbox.expect(['EndAck', 'ReqRet'], session);
       keepMail = false;
-      await this.sendOrAbort(this.encoder.end(session), pacer, options);
+      await this.#sendOrAbort(this.#encoder.end(session), pacer, options);
+      if (!endReported) {
+        endReported = true;
+        report('end');
+      }
       for (;;) {
-        const answer = await this.mailbox.next(options.timeoutMs, options.signal);
+        const answer = await this.#mailbox.next(options.timeoutMs, options.signal);
         if (answer === TIMEOUT) throw new WaitTimeout();
         if (answer.type === 'EndAck') {
           if (answer.status !== Status.Ok)
@@ -334,8 +380,11 @@ export class SessionDriver {
             ),
           );
         }
+        // One report per page of resent items, and at least one per round, however the
+        // round's ranges split them.
+        let unreported = 0;
         for (const span of spans) {
-          await this.sendItems(
+          await this.#sendItems(
             plan.items,
             session,
             span.from,
@@ -344,17 +393,22 @@ export class SessionDriver {
             options,
             () => {
               counts.retransmitted++;
+              if (++unreported === PAGE_SIZE) {
+                unreported = 0;
+                report('retransmit');
+              }
             },
-            onPage,
+            () => {},
           );
         }
+        if (unreported > 0) report('retransmit');
         // Wait again without resending End: the manager answers once the last missing seq arrives.
       }
     });
   }
 
   /** Stream items fromSeq..toSeq page by page, counting each send as it happens. */
-  private async sendItems(
+  async #sendItems(
     items: ItemSource,
     session: bigint,
     fromSeq: number,
@@ -370,7 +424,7 @@ export class SessionDriver {
       if (rows.length === 0) break;
       for (const row of rows) {
         const operation = row.operation === 2 ? WireOperation.Delete : WireOperation.Upsert;
-        const bytes = this.encoder.dataValue(
+        const bytes = this.#encoder.dataValue(
           BigInt(row.seq),
           session,
           operation,
@@ -378,7 +432,7 @@ export class SessionDriver {
           row.index,
           row.data,
         );
-        const pending = this.paced(bytes, pacer, options);
+        const pending = this.#paced(bytes, pacer, options);
         if (pending) await pending;
         onSent();
       }
@@ -391,32 +445,32 @@ export class SessionDriver {
   }
 
   /** Pace, then send; synchronous when neither pacing nor the transport needs to wait. */
-  private paced(
+  #paced(
     message: Uint8Array,
     pacer: Pacer | undefined,
     options: SessionOptions,
   ): void | Promise<void> {
-    if (!pacer) return this.link.send(message);
+    if (!pacer) return this.#link.send(message);
     // The encoder's bytes stay untouched while we wait: nothing else encodes until we return.
     if (pacer.tryAcquire() !== 0)
-      return pacer.acquire(options.signal).then(() => this.sendMarked(message, pacer));
-    return this.sendMarked(message, pacer);
+      return pacer.acquire(options.signal).then(() => this.#sendMarked(message, pacer));
+    return this.#sendMarked(message, pacer);
   }
 
-  private sendMarked(message: Uint8Array, pacer: Pacer): void | Promise<void> {
-    const pending = this.link.send(message);
+  #sendMarked(message: Uint8Array, pacer: Pacer): void | Promise<void> {
+    const pending = this.#link.send(message);
     if (pending) return pending.then(() => pacer.markSent());
     pacer.markSent();
   }
 
   /** Inside p-retry, SyncErrors must stop the retries, not count as attempts. */
-  private async sendOrAbort(
+  async #sendOrAbort(
     message: Uint8Array,
     pacer: Pacer | undefined,
     options: SessionOptions,
   ): Promise<void> {
     try {
-      await this.paced(message, pacer, options);
+      await this.#paced(message, pacer, options);
     } catch (error) {
       throw new AbortError(error instanceof Error ? error : new Error(String(error)));
     }

@@ -54,7 +54,8 @@ describe('hostile responses during a running sync', () => {
     });
     const agent = new AgentSyncProtocol({ moduleName: 'fim', dbPath: dbFile(), transport });
     open.push(agent);
-    for (let i = 0; i < 20; i++) agent.persistDifference(`f${i}`, Operation.Create, 'idx', '{}');
+    for (let i = 0; i < 20; i++)
+      agent.persistDifference(`f${i}`, Operation.Create, 'idx', '{"v":1}');
 
     const running = agent.synchronizeModule(Mode.Delta, { timeoutMs: 10_000 });
     while (!release) await new Promise((resolve) => setImmediate(resolve));

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   AgentSyncProtocol,
   computeIndexChecksum,
+  type MetadataMode,
   Mode,
   Operation,
   PACKAGE_VERSION,
@@ -168,11 +169,11 @@ describe('Check mode (requiresFullSync)', () => {
 });
 
 describe('metadata and group modes', () => {
-  it.each([Mode.MetadataDelta, Mode.MetadataCheck, Mode.GroupDelta, Mode.GroupCheck])(
+  it.each<MetadataMode>([Mode.MetadataDelta, Mode.MetadataCheck, Mode.GroupDelta, Mode.GroupCheck])(
     'mode %s sends Start(size 0, no index) and End, no data',
     async (mode) => {
       const { transport, agent } = setup();
-      agent.persistDifference('q', Operation.Create, 'idx', '{}');
+      agent.persistDifference('q', Operation.Create, 'idx', '{"v":1}');
       expect(await agent.synchronizeMetadataOrGroups(mode)).toMatchObject({ ok: true, sent: 0 });
       expect(transport.sent.map((m) => m.type)).toEqual(['Start', 'End']);
       expect(transport.of('Start')[0]).toMatchObject({ mode, size: 0n, index: [] });
@@ -182,18 +183,22 @@ describe('metadata and group modes', () => {
 
   it('refuses a mode the method does not take, sending nothing', async () => {
     const { transport, agent } = setup();
+    // @ts-expect-error JavaScript callers can pass any mode; the runtime check refuses it
     expect(await agent.synchronizeMetadataOrGroups(Mode.Delta)).toMatchObject({
       ok: false,
       reason: 'invalid-mode',
     });
+    // @ts-expect-error as above
     expect(await agent.synchronizeModule(Mode.Check)).toMatchObject({
       ok: false,
       reason: 'invalid-mode',
     });
+    // @ts-expect-error as above
     expect(await agent.synchronizeModule(Mode.GroupDelta)).toMatchObject({
       ok: false,
       reason: 'invalid-mode',
     });
+    // @ts-expect-error as above
     expect(await agent.synchronizeModule(42 as Mode)).toMatchObject({
       ok: false,
       reason: 'invalid-mode',
@@ -262,15 +267,15 @@ describe('logger', () => {
       dbPath: ':memory:',
       transport: manager.transport('m2'),
       logger: {
-        debug: (m) => objectLines.push(`debug ${m}`),
-        info: (m) => objectLines.push(`info ${m}`),
-        warn: (m) => objectLines.push(`warn ${m}`),
-        error: (m) => objectLines.push(`error ${m}`),
+        debug: (_fields, m) => objectLines.push(`debug ${m}`),
+        info: (_fields, m) => objectLines.push(`info ${m}`),
+        warn: (_fields, m) => objectLines.push(`warn ${m}`),
+        error: (_fields, m) => objectLines.push(`error ${m}`),
       },
     });
     open.push(a, b);
     for (const agent of [a, b]) {
-      agent.persistDifference('x', Operation.Create, 'idx', '{}');
+      agent.persistDifference('x', Operation.Create, 'idx', '{"v":1}');
       await agent.synchronizeModule(Mode.Delta);
     }
     expect(lines.some((l) => l.startsWith('info [m1] sync ok'))).toBe(true);

@@ -466,7 +466,9 @@ describe('one sync at a time, abort and close', () => {
     await agent.close();
     expect(await pending).toMatchObject({ ok: false, reason: 'closed' });
     expect(logs.filter((l) => l.startsWith('error'))).toEqual([]);
-    expect(() => agent.persistDifference('x', Operation.Create, 'idx', '{}')).toThrow(/closed/);
+    expect(() => agent.persistDifference('x', Operation.Create, 'idx', '{"v":1}')).toThrow(
+      /closed/,
+    );
     expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({
       ok: false,
       reason: 'closed',
@@ -528,7 +530,7 @@ describe('transport failures', () => {
       },
     });
     open.push(agent);
-    agent.persistDifference('a', Operation.Create, 'idx', '{}');
+    agent.persistDifference('a', Operation.Create, 'idx', '{"v":1}');
     expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({
       ok: false,
       reason: 'queue-unavailable',

@@ -389,7 +389,7 @@ describe('hostile responses to a running sync', () => {
       transport,
       agentInfo: { id: '001' },
     });
-    for (let i = 0; i < 3; i++) agent.persistDifference(`f${i}`, Operation.Create, 'i', '{}');
+    for (let i = 0; i < 3; i++) agent.persistDifference(`f${i}`, Operation.Create, 'i', '{"v":1}');
     const started = Date.now();
     const result = await agent.synchronizeModule(Mode.Delta, { timeoutMs: 2000 });
     expect(result).toMatchObject({ ok: false, reason: 'retransmit-invalid' });

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AgentSyncProtocol } from '../../src/agent-sync-protocol.js';
 import { Mode } from '../../src/enums/mode.js';
-import { Operation } from '../../src/enums/operation.js';
+import { type ChangeOperation, Operation } from '../../src/enums/operation.js';
 import type { LogLevel } from '../../src/interfaces/logger.js';
 import type { SyncFailureReason, SyncResult } from '../../src/interfaces/results.js';
 import { MockManager } from '../../src/testing/mock-manager.js';
@@ -92,7 +92,7 @@ function persist(m: Model, r: Real, id: string, requested: Operation): void {
   const held = m.state.get(id) !== undefined && m.state.get(id) !== null;
   const op = requested === Operation.Create && held ? Operation.Modify : requested;
   const data = JSON.stringify({ id, v: ++r.version });
-  r.agent.persistDifference(id, op, INDEX, data);
+  r.agent.persistDifference(id, op as ChangeOperation, INDEX, data); // OPS holds no NoOp
   m.state.set(id, op === Operation.Delete ? null : data);
 }
 

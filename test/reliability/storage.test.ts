@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { AgentSyncProtocol } from '../../src/agent-sync-protocol.js';
+import { AgentSyncProtocol, internalQueueOf } from '../../src/agent-sync-protocol.js';
 import { Mode } from '../../src/enums/mode.js';
 import { Operation } from '../../src/enums/operation.js';
 import type { SyncResult } from '../../src/interfaces/results.js';
@@ -77,9 +77,7 @@ function thrown(call: () => unknown): unknown {
 
 /** The agent's queue (private): the full-disk test caps its pages through a test hook. */
 function queueOf(agent: AgentSyncProtocol): PersistentQueue {
-  const queue = (agent as unknown as { queue: unknown }).queue;
-  if (!(queue instanceof PersistentQueue)) throw new Error('AgentSyncProtocol.queue moved');
-  return queue;
+  return internalQueueOf(agent);
 }
 
 // ---- another process holding the lock ---------------------------------------------------------

@@ -752,7 +752,7 @@ describe('MockManager delivery and robustness', () => {
       logger: {
         debug: () => {},
         info: () => {},
-        warn: (message) => warnings.push(message),
+        warn: (_fields, message) => warnings.push(message),
         error: () => {},
       },
     });

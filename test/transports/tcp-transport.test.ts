@@ -140,7 +140,7 @@ describe('TcpTransport with MockManagerServer', () => {
     cleanup.push(() => transport.close());
     await expect(transport.start()).rejects.toThrow(/cannot connect to 127.0.0.1/);
     const { sync } = agent(port, '003');
-    sync.persistDifference('a', Operation.Create, 'idx', '{}');
+    sync.persistDifference('a', Operation.Create, 'idx', '{"v":1}');
     const result = await sync.synchronizeModule(Mode.Delta, { timeoutMs: 1000 });
     expect(result).toMatchObject({ ok: false, reason: 'queue-unavailable' });
     expect(sync.pendingCount).toBe(1);

@@ -129,7 +129,7 @@ describe('the npm package', () => {
       .filter((f) => f.length > 0 && !f.endsWith('/'))
       .map((f) => f.replace(/^package\//, ''));
     const allowed = (f: string) =>
-      /^(dist|schemas|docs)\//.test(f) ||
+      /^(dist|schemas|docs|examples)\//.test(f) ||
       ['README.md', 'CHANGELOG.md', 'LICENSE', 'package.json'].includes(f);
     expect(files.filter((f) => !allowed(f))).toEqual([]);
     expect(files.filter((f) => f.startsWith('docs/api/'))).toEqual([]);
@@ -147,6 +147,8 @@ describe('the npm package', () => {
       'dist/bin/mock-manager.js',
       'docs/transports.md',
       'docs/troubleshooting.md',
+      // The docs link to the examples.
+      'examples/integration-guide.ts',
     ]) {
       expect(files).toContain(expected);
     }

@@ -11,21 +11,17 @@ import { createHash } from 'node:crypto';
  * @typeParam T - the element type, inferred from the argument.
  */
 export type IndexDocuments<T> = Iterable<T> &
-  (IsArray<T> extends true
-    ? {
-        readonly 'computeIndexChecksum takes documents, not [key, document] entries: pass map.values()': never;
-      }
-    : unknown);
-
-// `any` (parsed JSON) and `never` (an empty array literal) stay accepted:
-// neither says the elements are entries.
-type IsArray<T> = 0 extends 1 & T
-  ? false
-  : [T] extends [never]
-    ? false
-    : [T] extends [readonly unknown[]]
-      ? true
-      : false;
+  // `any` (parsed JSON) and `never` (an empty array literal) stay accepted:
+  // neither says the elements are entries.
+  (0 extends 1 & T
+    ? unknown
+    : [T] extends [never]
+      ? unknown
+      : [T] extends [readonly unknown[]]
+        ? {
+            readonly 'computeIndexChecksum takes documents, not [key, document] entries: pass map.values()': never;
+          }
+        : unknown);
 
 /**
  * The manager's checksum of one agent's documents in one index, as compared in

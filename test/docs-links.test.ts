@@ -61,10 +61,8 @@ function problem(from: string, target: string): string | undefined {
   if (/^[a-z][a-z0-9+.-]*:/i.test(target)) return undefined; // https:, mailto:, ...
   const [pathPart, fragment] = target.split('#', 2) as [string, string | undefined];
   const path = pathPart === '' ? from : normalize(join(dirname(from), decodeURI(pathPart)));
-  const directory = path.replace(/\/$/, '');
-  const isFile = packed.has(path);
-  const isDirectory = [...packed].some((f) => f.startsWith(`${directory}/`));
-  if (!isFile && !isDirectory) return `${path} is not in the package`;
+  // A directory will not do: TypeDoc copies linked files, not directories.
+  if (!packed.has(path)) return `${path} is not a file in the package`;
   if (fragment !== undefined && path.endsWith('.md')) {
     const headings = anchors(readFileSync(join(root, path), 'utf8'));
     if (!headings.has(fragment)) return `${path} has no heading #${fragment}`;

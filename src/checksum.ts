@@ -1,19 +1,74 @@
 import { createHash } from 'node:crypto';
 
 /**
+ * What {@link computeIndexChecksum} accepts: an iterable of documents, unless
+ * its elements are arrays. Iterating a `Map` (or `Object.entries(...)`, or
+ * `map.entries()`) yields `[key, value]` pairs, none of which is a document;
+ * hashing them would give the checksum of no documents at all and every Check
+ * would report a mismatch. Such an argument fails to compile, with this
+ * property name in the error.
+ *
+ * @typeParam T - the element type, inferred from the argument.
+ */
+export type IndexDocuments<T> = Iterable<T> &
+  // `any` (parsed JSON) and `never` (an empty array literal) stay accepted:
+  // neither says the elements are entries.
+  (0 extends 1 & T
+    ? unknown
+    : [T] extends [never]
+      ? unknown
+      : [T] extends [readonly unknown[]]
+        ? {
+            readonly 'computeIndexChecksum takes documents, not [key, document] entries: pass map.values()': never;
+          }
+        : unknown);
+
+/**
  * The manager's checksum of one agent's documents in one index, as compared in
  * Check mode: SHA-1 (lowercase hex) of the concatenation of every document's
  * `checksum.hash.sha1` string, sorted ascending. A document without that field
  * (or where it is not a string) contributes nothing; no documents at all give
  * the SHA-1 of the empty string.
  *
- * `documents` are the parsed JSON documents, not their serialized form.
+ * `documents` are the parsed JSON documents, not their serialized form, in any
+ * order (an array, a `Set`, `map.values()`, a generator).
+ *
+ * A `Map` is refused rather than read as its values: a module that keeps its
+ * documents in a map keyed by id would otherwise be one `map.entries()` away
+ * from the same silent mismatch, so the call says which part to pass.
+ *
+ * @param documents - the documents this agent believes the manager holds in
+ *   the index.
+ * @returns 40 lowercase hex digits, for `requiresFullSync(index, checksum)`.
+ * @throws TypeError when `documents` is a `Map`, or when one of its elements
+ *   is an array (a `[key, document]` entry is not a document). Compiled
+ *   TypeScript callers get a type error instead.
+ *
+ * @example
+ * ```ts
+ * const mine = new Map<string, object>(); // item id -> the document last persisted
+ * const mismatch = await sync.requiresFullSync(index, computeIndexChecksum(mine.values()));
+ * ```
  */
-export function computeIndexChecksum(documents: Iterable<unknown>): string {
+export function computeIndexChecksum<T>(documents: IndexDocuments<T>): string {
+  if (documents instanceof Map) {
+    throw new TypeError(
+      'computeIndexChecksum takes documents, not a Map of them: pass map.values()',
+    );
+  }
   const hashes: string[] = [];
-  for (const document of documents) {
+  let position = 0;
+  for (const document of documents as Iterable<unknown>) {
+    if (Array.isArray(document)) {
+      // No document the manager indexes is an array, but every entry of a
+      // Map or of Object.entries() is: catch that mistake instead of hashing nothing.
+      throw new TypeError(
+        `computeIndexChecksum: document ${position} is an array; pass the documents, not [key, document] entries (e.g. map.values())`,
+      );
+    }
     const sha1 = documentSha1(document);
     if (sha1 !== undefined) hashes.push(sha1);
+    position++;
   }
   // Code-unit order, which for hex strings is plain ascending byte order.
   hashes.sort();

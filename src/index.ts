@@ -1,6 +1,6 @@
 export { hostAgentInfo, PACKAGE_VERSION } from './agent/host-info.js';
 export { AgentSyncProtocol } from './agent-sync-protocol.js';
-export { computeIndexChecksum } from './checksum.js';
+export { computeIndexChecksum, type IndexDocuments } from './checksum.js';
 export { type MetadataMode, Mode, type SyncModuleMode } from './enums/mode.js';
 export { type ChangeOperation, Operation } from './enums/operation.js';
 export type { AgentInfo } from './interfaces/agent-info.js';

@@ -11,6 +11,14 @@ const run = (file: string) =>
   });
 
 describe('examples run as documented', () => {
+  it("integration guide: the checksum of the module's documents matches, and a Full sync restores an emptied index", async () => {
+    const { stdout } = await run('integration-guide.ts');
+    expect(stdout).toContain('delta: 3 sent');
+    expect(stdout).toContain('after the check: manager holds 3, checksum matches yes');
+    expect(stdout).toContain('manager index rebuilt empty: checksum matches no');
+    expect(stdout).toContain('after recovery: manager holds 3, checksum matches yes');
+  });
+
   it('demo: syncs with a retransmission and the checksum matches', async () => {
     const { stdout } = await run('demo.ts');
     expect(stdout).toMatch(/retransmitted \(ReqRet\)\s+[1-9]\d*/);

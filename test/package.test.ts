@@ -104,6 +104,28 @@ await queue.start().then(
 console.log('ok');
 `;
 
+// A CommonJS consumer: require() of the ES module build, through the exports
+// map's "default" condition (Node >= 20.19 loads ES modules synchronously when
+// their graph has no top-level await; ERR_REQUIRE_ASYNC_MODULE would say it has).
+const CJS_CONSUMER = `
+const { AgentSyncProtocol, Mode, Operation } = require('agent-sync-protocol');
+const { MockManager } = require('agent-sync-protocol/testing');
+const manager = new MockManager();
+const sync = new AgentSyncProtocol({
+  moduleName: 'fim',
+  dbPath: ':memory:',
+  transport: manager.transport('fim'),
+  agentInfo: { id: '001' },
+});
+sync.persistDifference('/etc/hosts', Operation.Create, 'fim-files', JSON.stringify({ size: 1 }));
+sync.synchronizeModule(Mode.Delta).then(async (result) => {
+  if (!result.ok || manager.documents().length !== 1) throw new Error(JSON.stringify(result));
+  await sync.close();
+  await manager.close();
+  console.log('ok');
+});
+`;
+
 const TYPED_CONSUMER = `
 import { AgentSyncProtocol, Mode, type SyncResult, TcpTransport } from 'agent-sync-protocol';
 import { MockManager, type StoredDocument } from 'agent-sync-protocol/testing';
@@ -129,7 +151,7 @@ describe('the npm package', () => {
       .filter((f) => f.length > 0 && !f.endsWith('/'))
       .map((f) => f.replace(/^package\//, ''));
     const allowed = (f: string) =>
-      /^(dist|schemas|docs)\//.test(f) ||
+      /^(dist|schemas|docs|examples)\//.test(f) ||
       ['README.md', 'CHANGELOG.md', 'LICENSE', 'package.json'].includes(f);
     expect(files.filter((f) => !allowed(f))).toEqual([]);
     expect(files.filter((f) => f.startsWith('docs/api/'))).toEqual([]);
@@ -147,6 +169,8 @@ describe('the npm package', () => {
       'dist/bin/mock-manager.js',
       'docs/transports.md',
       'docs/troubleshooting.md',
+      // The docs link to the examples.
+      'examples/integration-guide.ts',
     ]) {
       expect(files).toContain(expected);
     }
@@ -179,6 +203,10 @@ describe('the npm package', () => {
     writeFileSync(join(project, 'consumer.mjs'), CONSUMER);
     const { stdout } = await run(process.execPath, ['consumer.mjs'], { cwd: project });
     expect(stdout.trim()).toBe('ok');
+
+    writeFileSync(join(project, 'consumer.cjs'), CJS_CONSUMER);
+    const { stdout: required } = await run(process.execPath, ['consumer.cjs'], { cwd: project });
+    expect(required.trim()).toBe('ok');
 
     // The declarations resolve through the exports map for a TypeScript consumer.
     writeFileSync(join(project, 'consumer.ts'), TYPED_CONSUMER);

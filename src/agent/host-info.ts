@@ -32,7 +32,18 @@ export const PACKAGE_VERSION: string = (
 
 let cached: AgentInfo | undefined;
 
-/** The host's own facts, used for every AgentInfo field the caller did not set. Never placeholders. */
+/**
+ * The host's own facts, used for every AgentInfo field the caller did not
+ * set. Never placeholders: `id` is `/etc/machine-id` (else the hostname),
+ * `osName` and `osVersion` come from `/etc/os-release` (else `node:os`),
+ * `version` is this package's. Read once per process; later calls return the
+ * same object, which must not be modified.
+ *
+ * @example
+ * ```ts
+ * const { hostname, osName } = hostAgentInfo();
+ * ```
+ */
 export function hostAgentInfo(): AgentInfo {
   if (cached) return cached;
   const release = readOsRelease();

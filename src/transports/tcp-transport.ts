@@ -13,6 +13,7 @@ import {
   syncPrefix,
 } from './stream-framing.js';
 
+/** How {@link TcpTransport} reconnects after a dropped connection. */
 export interface TcpReconnectOptions {
   /** Extra connection attempts when `start()` re-opens after a drop. Default 3. */
   retries?: number;
@@ -22,9 +23,11 @@ export interface TcpReconnectOptions {
   maxDelayMs?: number;
 }
 
+/** Options of {@link TcpTransport}. */
 export interface TcpTransportOptions {
   /** Default `127.0.0.1`. */
   host?: string;
+  /** The server's TCP port, 1..65535. */
   port: number;
   /**
    * Module(s) whose responses this transport delivers to its `onResponse`
@@ -33,6 +36,7 @@ export interface TcpTransportOptions {
   moduleName?: string | readonly string[];
   /** Give up a connection attempt after this long. Default 5000. */
   connectTimeoutMs?: number;
+  /** Reconnection after a drop; see {@link TcpReconnectOptions} for the defaults. */
   reconnect?: TcpReconnectOptions;
   /** Largest frame accepted from the server; a longer one drops the connection. Default 65536 + 256. */
   maxFrameBytes?: number;
@@ -49,9 +53,21 @@ export interface TcpTransportOptions {
  * A dropped connection makes the next `send()` reject; the protocol then
  * calls `start()`, which reconnects (with a short capped backoff), and sends
  * that message once more.
+ *
+ * @example
+ * ```ts
+ * // Against `npx agent-sync-mock-manager --port 7000`:
+ * const sync = new AgentSyncProtocol({
+ *   moduleName: 'fim',
+ *   dbPath,
+ *   transport: new TcpTransport({ host: '127.0.0.1', port: 7000 }),
+ * });
+ * ```
  */
 export class TcpTransport implements MQueueTransport {
+  /** The server's host, as given or the default. */
   readonly host: string;
+  /** The server's port. */
   readonly port: number;
   private readonly fixedModules: boolean;
   private readonly prefixes = new Map<string, Uint8Array>();
@@ -71,6 +87,11 @@ export class TcpTransport implements MQueueTransport {
   private draining: Promise<void> | undefined;
   private closed = false;
 
+  /**
+   * Nothing connects until `start()`.
+   *
+   * @throws RangeError when `port` is not an integer in 1..65535.
+   */
   constructor(options: TcpTransportOptions) {
     const { port } = options;
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
@@ -98,6 +119,9 @@ export class TcpTransport implements MQueueTransport {
    * Connect unless connected. The first start makes one attempt and rejects
    * when the server is down; after a drop, up to `reconnect.retries` more
    * attempts follow, `minDelayMs` doubling up to `maxDelayMs` apart.
+   *
+   * @throws Error (rejects) when no attempt connects within
+   *   `connectTimeoutMs`, or when the transport is closed.
    */
   start(): Promise<void> {
     if (this.closed) return Promise.reject(new Error('TcpTransport is closed'));
@@ -115,6 +139,9 @@ export class TcpTransport implements MQueueTransport {
    * Send one message as one frame. Resolves once the socket took it, after
    * waiting for 'drain' when its buffer is full; rejects when not connected
    * or the connection drops while waiting.
+   *
+   * @throws Error (rejects) when not connected, closed, or the connection
+   *   drops before the frame is written.
    */
   async send(message: Uint8Array, moduleName: string): Promise<void> {
     // Framed right away: the protocol reuses `message` once this call settles.
@@ -151,6 +178,11 @@ export class TcpTransport implements MQueueTransport {
     await drained;
   }
 
+  /**
+   * Register a listener for responses: each `<module>_sync <bytes>` frame for
+   * a module this transport serves (see `moduleName`) reaches every listener
+   * as the bare bytes. The protocol registers its own.
+   */
   onResponse(listener: (message: Uint8Array) => void): void {
     this.listeners.push(listener);
   }

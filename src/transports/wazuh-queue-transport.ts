@@ -43,6 +43,7 @@ async function loadUnixDgram(): Promise<UnixDgramModule> {
 /** sockaddr_un holds 108 bytes with the terminating NUL; unix-dgram silently truncates longer paths. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
+/** Options of {@link WazuhQueueTransport}. */
 export interface WazuhQueueTransportOptions {
   /** The agent's installation directory. Default `/var/ossec`. */
   home?: string;
@@ -96,8 +97,18 @@ function errno(error: unknown): number {
  * Responses come back on a module's own stream socket: see
  * {@link WazuhResponseListener}. While open, the socket keeps the process
  * alive: call `close()` when done.
+ *
+ * @example
+ * ```ts
+ * const fim = new AgentSyncProtocol({
+ *   moduleName: 'fim',
+ *   dbPath: '/var/ossec/queue/fim/db/fim_sync.db',
+ *   transport: new WazuhQueueTransport({ home: '/var/ossec' }),
+ * });
+ * ```
  */
 export class WazuhQueueTransport implements MQueueTransport {
+  /** The queue socket this transport sends to. */
   readonly socketPath: string;
   private readonly maxPending: number;
   private readonly sendTimeoutMs: number;
@@ -107,6 +118,13 @@ export class WazuhQueueTransport implements MQueueTransport {
   private congested = false;
   private closed = false;
 
+  /**
+   * Nothing connects, and unix-dgram is not loaded, until `start()`.
+   *
+   * @throws RangeError when the socket path is longer than 107 bytes (the
+   *   limit of a Unix socket address), `maxPendingSends` is not a
+   *   non-negative integer or `sendTimeoutMs` is not positive.
+   */
   constructor(options: WazuhQueueTransportOptions = {}) {
     this.socketPath =
       options.socketPath ?? join(options.home ?? '/var/ossec', 'queue/sockets/queue');
@@ -126,8 +144,11 @@ export class WazuhQueueTransport implements MQueueTransport {
   /**
    * Connect to the queue socket, replacing any previous connection (the
    * protocol calls this again after a failed send: a restarted agent has a
-   * new socket behind the same path). Throws when unix-dgram is missing or
-   * nothing listens on the path.
+   * new socket behind the same path).
+   *
+   * @throws Error (rejects) when unix-dgram is missing, when nothing listens
+   *   on the path (`code` `ENOENT` or `ECONNREFUSED`), when the process may
+   *   not write to it (`EACCES`), or when the transport is closed.
    */
   async start(): Promise<void> {
     if (this.closed) throw new Error('WazuhQueueTransport is closed');
@@ -168,6 +189,10 @@ export class WazuhQueueTransport implements MQueueTransport {
    * to the agent's queue; while the queue is full, waits for room (up to
    * `sendTimeoutMs`, with at most `maxPendingSends` waiting). Rejects with a
    * RangeError when the framed datagram exceeds 65536 bytes.
+   *
+   * @throws RangeError (rejects) for a datagram over 65536 bytes; Error when
+   *   not started, closed, too many sends wait, a send waited longer than
+   *   `sendTimeoutMs`, or the socket reports an error.
    */
   send(message: Uint8Array, moduleName: string): Promise<void> {
     if (this.closed) return Promise.reject(new Error('WazuhQueueTransport is closed'));

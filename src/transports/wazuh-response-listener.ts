@@ -13,9 +13,14 @@ import {
 
 /** What a response is handed to: an `AgentSyncProtocol` fits. */
 export interface ResponseTarget {
+  /**
+   * Take one response: the bytes after `<module>_sync `. Returns false when
+   * they are not a valid manager message; must not throw.
+   */
   parseResponseBuffer(bytes: Uint8Array): boolean;
 }
 
+/** Options of {@link WazuhResponseListener}. */
 export interface WazuhResponseListenerOptions {
   /** Default: silent. */
   logger?: Logger;
@@ -50,6 +55,11 @@ export class WazuhResponseListener {
   /** Device and inode of the socket file we created, so close() never removes a successor's. */
   private created: { dev: number; ino: number } | undefined;
 
+  /**
+   * Nothing listens until `listen(path)`.
+   *
+   * @throws RangeError when `maxFrameBytes` is not a positive integer.
+   */
   constructor(options: WazuhResponseListenerOptions = {}) {
     this.log = toLogFunction(options.logger, 'response listener: ');
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -58,7 +68,11 @@ export class WazuhResponseListener {
     }
   }
 
-  /** Hand responses for `moduleName` to `target` (replacing an earlier registration). */
+  /**
+   * Hand responses for `moduleName` to `target` (replacing an earlier registration).
+   *
+   * @throws TypeError when `moduleName` is empty or `target` has no `parseResponseBuffer`.
+   */
   register(moduleName: string, target: ResponseTarget): void {
     if (typeof moduleName !== 'string' || moduleName.length === 0) {
       throw new TypeError('moduleName must be a non-empty string');
@@ -80,6 +94,10 @@ export class WazuhResponseListener {
    * Listen on the Unix socket `path`, created mode 0600. A stale socket file
    * (nothing accepts on it) is replaced; a live one, or a file that is not a
    * socket, is an error.
+   *
+   * @throws Error (rejects) when already listening, when another process
+   *   listens on `path`, when `path` exists and is not a socket, or when the
+   *   directory does not allow creating the socket.
    */
   async listen(path: string): Promise<void> {
     if (this.server) throw new Error(`already listening on ${this.path}`);

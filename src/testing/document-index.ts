@@ -4,7 +4,7 @@
 import { isUtf8 } from 'node:buffer';
 import { computeIndexChecksum } from '../checksum.js';
 import type { LogFunction } from '../interfaces/logger.js';
-import { isJsonBytes } from '../json-bytes.js';
+import { documentShapeError, isDocumentBytes } from '../json-bytes.js';
 import { errorMessage } from '../session/sync-error.js';
 import { WireMode, WireOperation } from '../wire/index.js';
 import { CLEAN, type ItemRecords, itemRecord } from './session-items.js';
@@ -81,7 +81,10 @@ export class DocumentIndex {
 
   /**
    * Whether the indexer takes `batch` whole: it is available, no scripted
-   * failure is due, every Upsert is a valid document and every operation valid.
+   * failure is due, every operation is valid and every Upsert is a document the real
+   * manager stores intact: a JSON object with at least one member whose first byte is `{`
+   * (see isDocumentBytes). The real one silently loses any other document (it answers EndAck
+   * Ok while its indexer drops it), so the mock fails the session instead: a test sees it.
    * Refusing applies nothing; the reason goes to the log.
    */
   accepts(batch: IndexBatch): boolean {
@@ -99,20 +102,12 @@ export class DocumentIndex {
     for (let seq = 0; seq < batch.items.size; seq++) {
       const { kind, chunk, dataStart: start, idStart: end } = batch.items.read(seq, item);
       if (kind === WireOperation.Upsert) {
-        if (isJsonBytes(chunk, start, end)) continue;
-        // Refused: the real decoding and parse give the reason for the log.
-        try {
-          // Buffer's own decoding is much faster than TextDecoder for small documents; isUtf8
-          // keeps the strictness (invalid UTF-8 fails the session, as a real parser would).
-          if (!isUtf8(chunk.subarray(start, end))) throw new Error('invalid UTF-8');
-          JSON.parse(chunk.toString('utf8', start, end));
-        } catch (error) {
-          this.#log(
-            'error',
-            `session ${id}: seq ${seq} is not valid JSON (${errorMessage(error)})`,
-          );
-          return false;
-        }
+        if (isDocumentBytes(chunk, start, end)) continue;
+        this.#log(
+          'error',
+          `session ${id}: seq ${seq} refused: ${documentRefusal(chunk, start, end)}`,
+        );
+        return false;
       } else if (kind !== WireOperation.Delete && kind !== CLEAN) {
         this.#log('error', `session ${id}: seq ${seq} has invalid operation ${kind}`);
         return false;
@@ -225,6 +220,23 @@ export class DocumentIndex {
     const docs = this.#indices.get(index);
     if (docs === undefined) return;
     for (const doc of docs.values()) if (doc.agentId === agentId) yield documentData(doc);
+  }
+}
+
+/**
+ * Why the document `chunk[start, end)` is refused, for the log: invalid UTF-8 or JSON (the real
+ * decoding and parse say what is wrong), or a shape the real manager would corrupt.
+ */
+function documentRefusal(chunk: Buffer, start: number, end: number): string {
+  try {
+    // Buffer's own decoding is much faster than TextDecoder for small documents; isUtf8 keeps
+    // the strictness (invalid UTF-8 fails the session, as a real parser would).
+    if (!isUtf8(chunk.subarray(start, end))) throw new Error('invalid UTF-8');
+    const text = chunk.toString('utf8', start, end);
+    JSON.parse(text);
+    return `the manager would corrupt this document: ${documentShapeError(text) ?? 'its shape'}`;
+  } catch (error) {
+    return `not valid JSON (${errorMessage(error)})`;
   }
 }
 

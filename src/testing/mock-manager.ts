@@ -55,7 +55,10 @@ export interface MockManagerStats {
   sessionsStarted: number;
   /** Sessions answered EndAck Ok. */
   sessionsCompleted: number;
-  /** Sessions answered EndAck Error (bad document, indexer failure, checksum mismatch...). */
+  /**
+   * Sessions answered EndAck Error (a document that is not valid JSON or that the real manager
+   * would corrupt, indexer failure, checksum mismatch...).
+   */
   sessionsFailed: number;
   sessionsTimedOut: number;
   reqRetsSent: number;

@@ -36,6 +36,9 @@ function newManager(options: MockManagerOptions = {}): MockManager {
   return manager;
 }
 
+/** A document the manager stores intact: an object with a member. */
+const DOC = { v: 1 };
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const nextMacrotask = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -232,12 +235,12 @@ describe('MockManager sessions', () => {
     const a2 = new Peer(manager, 'syscollector', '002');
     const fim = new Peer(manager, 'fim', '001');
     a1.sync(WireMode.ModuleFull, [
-      ['x', {}],
-      ['y', {}],
+      ['x', DOC],
+      ['y', DOC],
     ]);
-    a2.sync(WireMode.ModuleFull, [['x', {}]]);
-    fim.sync(WireMode.ModuleFull, [['f', {}]], 'files');
-    a1.sync(WireMode.ModuleFull, [['z', {}]], 'other');
+    a2.sync(WireMode.ModuleFull, [['x', DOC]]);
+    fim.sync(WireMode.ModuleFull, [['f', DOC]], 'files');
+    a1.sync(WireMode.ModuleFull, [['z', DOC]], 'other');
     expect(docIds(manager)).toEqual(['001_f', '001_z', '002_x']);
     expect(docIds(manager, 'idx')).toEqual(['002_x']);
   });
@@ -270,7 +273,7 @@ describe('MockManager sessions', () => {
     peer.end(empty);
     expect(peer.take()).toEqual([{ type: 'ReqRet', session: empty, ranges: [range(0, 4)] }]);
     const tail = peer.start(WireMode.ModuleDelta, 5);
-    peer.upsert(tail, 0, 'a', {});
+    peer.upsert(tail, 0, 'a', DOC);
     peer.end(tail);
     expect(peer.take()).toEqual([{ type: 'ReqRet', session: tail, ranges: [range(1, 4)] }]);
   });
@@ -278,13 +281,13 @@ describe('MockManager sessions', () => {
   it('ignores messages for unknown sessions and seqs beyond the size', () => {
     const messages: string[] = [];
     const peer = new Peer(newManager({ logger: (_level, message) => messages.push(message) }));
-    peer.upsert(123n, 0, 'a', {});
+    peer.upsert(123n, 0, 'a', DOC);
     peer.send(enc.checksumModule(123n, 'idx', 'x'));
     peer.end(123n);
     const session = peer.start(WireMode.ModuleDelta, 1);
-    peer.upsert(session, 1, 'beyond', {});
-    peer.upsert(session, 2 ** 40, 'far', {});
-    peer.upsert(session, 0, 'a', {});
+    peer.upsert(session, 1, 'beyond', DOC);
+    peer.upsert(session, 2 ** 40, 'far', DOC);
+    peer.upsert(session, 0, 'a', DOC);
     peer.end(session);
     expect(peer.take()).toEqual([{ type: 'EndAck', status: Status.Ok, session }]);
     expect(docIds(peer.manager)).toEqual(['001_a']);
@@ -304,7 +307,7 @@ describe('MockManager sessions', () => {
 
   it('fails the session on an invalid JSON document, applying nothing', () => {
     const peer = new Peer(newManager());
-    peer.sync(WireMode.ModuleFull, [['keep', {}]]);
+    peer.sync(WireMode.ModuleFull, [['keep', DOC]]);
     const session = peer.start(WireMode.ModuleFull, 2);
     peer.upsert(session, 0, 'a', { ok: true });
     peer.upsert(session, 1, 'b', '{not json');
@@ -312,6 +315,41 @@ describe('MockManager sessions', () => {
     expect(peer.take()).toEqual([{ type: 'EndAck', status: Status.Error, session }]);
     expect(docIds(peer.manager)).toEqual(['001_keep']);
     expect(peer.manager.stats.sessionsFailed).toBe(1);
+  });
+
+  // The real manager writes `{"agent":…,"wazuh":…,` and then the document without its first
+  // byte: these come out broken, the indexer drops them one by one, yet it answers EndAck Ok.
+  it.each([
+    ['an empty object', '{}'],
+    ['an empty object with blanks inside', '{ \n}'],
+    ['leading whitespace', ' {"a":1}'],
+    ['an array', '[1]'],
+    ['a number', '42'],
+    ['null', 'null'],
+    ['a string', '"{\\"a\\":1}"'],
+  ])('fails the session on a document the real manager would corrupt: %s', (_, data) => {
+    const logs: string[] = [];
+    const peer = new Peer(newManager({ logger: (_level, message) => logs.push(message) }));
+    peer.sync(WireMode.ModuleFull, [['keep', DOC]]);
+    const session = peer.start(WireMode.ModuleDelta, 2);
+    peer.upsert(session, 0, 'a', { ok: true });
+    peer.upsert(session, 1, 'b', data);
+    peer.end(session);
+    expect(peer.take()).toEqual([{ type: 'EndAck', status: Status.Error, session }]);
+    expect(docIds(peer.manager)).toEqual(['001_keep']);
+    expect(peer.manager.stats.sessionsFailed).toBe(1);
+    expect(logs.join('\n')).toMatch(/seq 1 refused: the manager would corrupt this document/);
+  });
+
+  it('stores objects with a member whatever follows the first byte', () => {
+    const peer = new Peer(newManager());
+    const docs = ['{"a":1}', '{ "a": [] }', '{"a":{}} \n', '{"\\u00e9":null}'];
+    const answers = peer.sync(
+      WireMode.ModuleDelta,
+      docs.map((doc, i): [string, unknown] => [`d${i}`, doc]),
+    );
+    expect(answers).toMatchObject([{ type: 'EndAck', status: Status.Ok }]);
+    expect(peer.manager.documentCount()).toBe(docs.length);
   });
 
   it('fails the session on invalid UTF-8 in a document', () => {
@@ -325,22 +363,22 @@ describe('MockManager sessions', () => {
 
   it('leaves the index untouched when indexing fails, then recovers', () => {
     const peer = new Peer(newManager());
-    peer.sync(WireMode.ModuleFull, [['old', {}]]);
+    peer.sync(WireMode.ModuleFull, [['old', DOC]]);
     peer.manager.failIndexing(2);
     for (let i = 0; i < 2; i++) {
-      expect(peer.sync(WireMode.ModuleFull, [['new', {}]])).toMatchObject([
+      expect(peer.sync(WireMode.ModuleFull, [['new', DOC]])).toMatchObject([
         { type: 'EndAck', status: Status.Error },
       ]);
       expect(docIds(peer.manager)).toEqual(['001_old']);
     }
-    expect(peer.sync(WireMode.ModuleFull, [['new', {}]])).toMatchObject([{ status: Status.Ok }]);
+    expect(peer.sync(WireMode.ModuleFull, [['new', DOC]])).toMatchObject([{ status: Status.Ok }]);
     expect(docIds(peer.manager)).toEqual(['001_new']);
   });
 
   it('fails indexing when the indexer goes away during a session', () => {
     const peer = new Peer(newManager());
     const session = peer.start(WireMode.ModuleDelta, 1);
-    peer.upsert(session, 0, 'a', {});
+    peer.upsert(session, 0, 'a', DOC);
     peer.manager.setIndexerAvailable(false);
     peer.end(session);
     expect(peer.take()).toMatchObject([{ type: 'EndAck', status: Status.Error }]);
@@ -351,11 +389,11 @@ describe('MockManager sessions', () => {
     const manager = newManager();
     const a1 = new Peer(manager, 'syscollector', '001');
     const a2 = new Peer(manager, 'syscollector', '002');
-    a1.sync(WireMode.ModuleFull, [['x', {}]]);
-    a2.sync(WireMode.ModuleFull, [['x', {}]]);
+    a1.sync(WireMode.ModuleFull, [['x', DOC]]);
+    a2.sync(WireMode.ModuleFull, [['x', DOC]]);
     const session = a1.start(WireMode.ModuleDelta, 2);
     a1.send(enc.dataClean(0n, session, 'idx'));
-    a1.upsert(session, 1, 'y', {});
+    a1.upsert(session, 1, 'y', DOC);
     a1.end(session);
     expect(a1.take()).toMatchObject([{ type: 'EndAck', status: Status.Ok }]);
     expect(docIds(manager)).toEqual(['001_y', '002_x']);
@@ -409,13 +447,13 @@ describe('MockManager sessions', () => {
     const idle = peer.start(WireMode.ModuleDelta, 2);
     const busy = peer.start(WireMode.ModuleDelta, 2);
     await sleep(35);
-    peer.upsert(busy, 0, 'a', {});
+    peer.upsert(busy, 0, 'a', DOC);
     await sleep(35);
     // 70 ms after Start, 35 after its last message: only the idle one is gone.
     expect(peer.manager.sessionCount).toBe(1);
     expect(peer.manager.stats.sessionsTimedOut).toBe(1);
-    peer.upsert(idle, 0, 'a', {});
-    peer.upsert(idle, 1, 'b', {});
+    peer.upsert(idle, 0, 'a', DOC);
+    peer.upsert(idle, 1, 'b', DOC);
     peer.end(idle);
     expect(peer.take()).toEqual([]);
     await sleep(80);
@@ -429,11 +467,11 @@ describe('MockManager faults', () => {
     const peer = new Peer(newManager());
     peer.manager.inject({ type: 'DataValue', seq: 1, action: 'drop' });
     const session = peer.start(WireMode.ModuleDelta, 3);
-    for (let seq = 0; seq < 3; seq++) peer.upsert(session, seq, `i${seq}`, {});
+    for (let seq = 0; seq < 3; seq++) peer.upsert(session, seq, `i${seq}`, DOC);
     peer.end(session);
     expect(peer.take()).toEqual([{ type: 'ReqRet', session, ranges: [range(1, 1)] }]);
     // The rule affected one message only.
-    peer.upsert(session, 1, 'i1', {});
+    peer.upsert(session, 1, 'i1', DOC);
     expect(peer.take()).toMatchObject([{ type: 'EndAck', status: Status.Ok }]);
     expect(peer.manager.stats.faults.dropped).toBe(1);
   });
@@ -467,7 +505,7 @@ describe('MockManager faults', () => {
     const peer = new Peer(newManager());
     peer.manager.inject({ seq: (seq) => seq % 2n === 1n, action: 'drop', times: Infinity });
     const session = peer.start(WireMode.ModuleDelta, 6);
-    for (let seq = 0; seq < 6; seq++) peer.upsert(session, seq, `i${seq}`, {});
+    for (let seq = 0; seq < 6; seq++) peer.upsert(session, seq, `i${seq}`, DOC);
     peer.end(session);
     expect(peer.take()).toEqual([
       { type: 'ReqRet', session, ranges: [range(1, 1), range(3, 3), range(5, 5)] },
@@ -481,7 +519,7 @@ describe('MockManager faults', () => {
       expect(peer.manager.seed).toBe(seed);
       peer.manager.inject({ type: 'DataValue', action: 'drop', probability: 0.5, times: Infinity });
       const session = peer.start(WireMode.ModuleDelta, 200);
-      for (let seq = 0; seq < 200; seq++) peer.upsert(session, seq, `i${seq}`, {});
+      for (let seq = 0; seq < 200; seq++) peer.upsert(session, seq, `i${seq}`, DOC);
       peer.end(session);
       const reqRet = peer.take()[0] as { ranges: SeqRange[] };
       return reqRet.ranges.map((r) => Number(r.begin));
@@ -499,7 +537,7 @@ describe('MockManager faults', () => {
     peer.manager.inject({ type: 'DataValue', action: 'duplicate' });
     peer.manager.inject({ direction: 'to-agent', type: 'EndAck', action: 'duplicate' });
     const session = peer.start(WireMode.ModuleDelta, 1);
-    peer.upsert(session, 0, 'a', {});
+    peer.upsert(session, 0, 'a', DOC);
     peer.end(session);
     const ack = { type: 'EndAck', status: Status.Ok, session };
     expect(peer.take()).toEqual([ack, ack]);
@@ -515,7 +553,7 @@ describe('MockManager faults', () => {
     peer.manager.inject({ type: 'End', action: 'delay', delayMs: 20 });
     peer.manager.inject({ direction: 'to-agent', type: 'EndAck', action: 'delay', delayMs: 20 });
     const session = peer.start(WireMode.ModuleDelta, 1);
-    peer.upsert(session, 0, 'a', {});
+    peer.upsert(session, 0, 'a', DOC);
     const end = enc.end(session);
     peer.send(end);
     // The sender reuses its buffer: the manager must have kept a copy.
@@ -534,7 +572,7 @@ describe('MockManager faults', () => {
     peer.manager.inject({ type: 'DataValue', seq: 0, action: 'reorder' });
     const session = peer.start(WireMode.ModuleDelta, 2);
     peer.upsert(session, 0, 'a', { v: 'first' });
-    peer.upsert(session, 1, 'b', {});
+    peer.upsert(session, 1, 'b', DOC);
     peer.end(session);
     expect(peer.take()).toMatchObject([{ type: 'EndAck', status: Status.Ok }]);
     expect(peer.manager.stats.faults.reordered).toBe(1);
@@ -544,7 +582,7 @@ describe('MockManager faults', () => {
     const late = peer.start(WireMode.ModuleDelta, 1);
     peer.end(late);
     expect(peer.take()).toEqual([]);
-    peer.upsert(late, 0, 'c', {});
+    peer.upsert(late, 0, 'c', DOC);
     expect(peer.take()).toMatchObject([{ type: 'EndAck', status: Status.Ok, session: late }]);
     expect(peer.manager.stats.reqRetsSent).toBe(0);
   });
@@ -585,10 +623,10 @@ describe('MockManager faults', () => {
 
     peer.manager.forceStatus('EndAck', Status.Error, 1);
     const session = peer.start(WireMode.ModuleDelta, 1);
-    peer.upsert(session, 0, 'a', {});
+    peer.upsert(session, 0, 'a', DOC);
     peer.end(session);
     expect(peer.take()).toEqual([{ type: 'EndAck', status: Status.Error, session }]);
-    expect(peer.sync(WireMode.ModuleDelta, [['b', {}]])).toMatchObject([{ status: Status.Ok }]);
+    expect(peer.sync(WireMode.ModuleDelta, [['b', DOC]])).toMatchObject([{ status: Status.Ok }]);
     expect(peer.manager.stats.faults.forcedStatus).toBe(2);
   });
 
@@ -599,7 +637,7 @@ describe('MockManager faults', () => {
     expect(peer.take()).toEqual([]);
     expect(peer.manager.sessionCount).toBe(1);
     peer.manager.setSilent(false);
-    expect(peer.sync(WireMode.ModuleDelta, [['a', {}]])).toMatchObject([{ status: Status.Ok }]);
+    expect(peer.sync(WireMode.ModuleDelta, [['a', DOC]])).toMatchObject([{ status: Status.Ok }]);
   });
 });
 
@@ -683,7 +721,7 @@ describe('MockManager delivery and robustness', () => {
       // Still inside the manager's receive(Start): send the whole session.
       const { session } = response;
       manager.receive(
-        enc.dataValue(0n, session, WireOperation.Upsert, 'a', 'idx', '{}'),
+        enc.dataValue(0n, session, WireOperation.Upsert, 'a', 'idx', '{"v":1}'),
         'm',
         reply,
       );
@@ -704,7 +742,7 @@ describe('MockManager delivery and robustness', () => {
     const b = new Builder(256);
     const id = b.createString('a');
     const index = b.createString('idx');
-    const data = DataValue.createDataVector(b, new TextEncoder().encode('{}'));
+    const data = DataValue.createDataVector(b, new TextEncoder().encode('{"v":1}'));
     const content = DataValue.createDataValue(
       b,
       0n,
@@ -788,7 +826,7 @@ describe('MockManager delivery and robustness', () => {
     expect(got.b).toHaveLength(1);
 
     // Session A's data and End travel over B's transport; the EndAck still goes to A.
-    tB.send(enc.dataValue(0n, sessionA, WireOperation.Upsert, 'x', 'ia', '{}'), 'b');
+    tB.send(enc.dataValue(0n, sessionA, WireOperation.Upsert, 'x', 'ia', '{"v":1}'), 'b');
     tB.send(enc.end(sessionA), 'b');
     tB.send(enc.end(sessionB), 'b');
     await nextMacrotask();

@@ -3,6 +3,7 @@ export { type InProcessHandler, InProcessTransport } from '../transports/in-proc
 export { Status } from '../wire/index.js';
 export {
   type AckType,
+  type EmptySessions,
   type FaultAction,
   type FaultDirection,
   type FaultMessageType,

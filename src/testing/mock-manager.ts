@@ -17,7 +17,7 @@ import {
   type ResponseDelivery,
 } from './faults.js';
 import { mulberry32 } from './prng.js';
-import { SeedFront } from './seed-front.js';
+import { type EmptySessions, SeedFront } from './seed-front.js';
 
 export type { StoredDocument } from './document-index.js';
 export type {
@@ -30,10 +30,39 @@ export type {
   ReplyFunction,
   ResponseDelivery,
 } from './faults.js';
+export type { EmptySessions } from './seed-front.js';
 
 export interface MockManagerOptions {
   /** A session with no message for this long is dropped without an answer. Default 30000. */
   sessionTimeoutMs?: number;
+  /**
+   * What the manager does with a Start of size 0 in the modes that carry no data (ModuleCheck,
+   * MetadataDelta/Check, GroupDelta/Check); Full and Delta refuse size 0 either way.
+   * - 'accept' (default): a session as usual, like the 5.0 betas after ad9475fb35.
+   * - 'refuse': StartAck Error, and ChecksumModule is ignored as an invalid message, like the
+   *   manager build ad9475fb35, whose session refuses every size 0 and whose worker does not
+   *   know ChecksumModule. There Check, metadata and group syncs always fail with
+   *   'manager-error' (`requiresFullSync` returns false); use it to test a module's handling
+   *   of such managers.
+   */
+  emptySessions?: EmptySessions;
+  /**
+   * How long after a Full/Delta session is complete its documents become visible and its
+   * EndAck Ok goes out, in ms. Default 0: at once. The real manager answers only after the
+   * indexer's next bulk flush, which runs every ~20 s, plus the HTTP round trip; meanwhile it
+   * ignores an End for that session, and a retransmitted item of it indexes it again and sends
+   * one more EndAck. A sync's `timeoutMs` must stay above this delay, or its End retries go
+   * unanswered and it fails with 'timeout' (the data still lands; the next sync resends it).
+   */
+  endAckDelayMs?: number;
+  /**
+   * How many simulated worker threads handle the messages. Default 1: in the order received.
+   * The real manager runs one per core, so a message may be handled before up to `workers - 1`
+   * messages received just before it (the order is drawn from the seeded PRNG): an End may be
+   * handled before the last DataValues, which gives a ReqRet for items that are already on
+   * their way. Above 1, every message waits up to a few ms for others to overtake it.
+   */
+  workers?: number;
   /** Largest Start `size` accepted; above it the Start is refused with Error. Default 10,000,000. */
   maxSessionSize?: number;
   /**
@@ -43,7 +72,10 @@ export interface MockManagerOptions {
   responseDelivery?: ResponseDelivery;
   /** Default: silent. */
   logger?: Logger;
-  /** Seed of the PRNG behind fault probabilities. Default: random (see {@link MockManager.seed}). */
+  /**
+   * Seed of the PRNG behind fault probabilities and the workers' order. Default: random (see
+   * {@link MockManager.seed}).
+   */
   seed?: number;
 }
 
@@ -53,7 +85,7 @@ export interface MockManagerStats {
   /** Undecodable buffers and messages only the manager may send. */
   invalidMessages: number;
   sessionsStarted: number;
-  /** Sessions answered EndAck Ok. */
+  /** Sessions answered EndAck Ok (each counted once; see `endAcksRepeated`). */
   sessionsCompleted: number;
   /**
    * Sessions answered EndAck Error (a document that is not valid JSON or that the real manager
@@ -66,6 +98,11 @@ export interface MockManagerStats {
   dataValuesReceived: number;
   /** DataValues whose seq was already stored in their session. */
   duplicatesReceived: number;
+  /**
+   * EndAck Ok answers beyond the first of a session: items retransmitted while its flush was
+   * pending (see `endAckDelayMs`) indexed it again, as on the real manager.
+   */
+  endAcksRepeated: number;
   faults: FaultStats;
 }
 
@@ -97,12 +134,31 @@ export class MockManager {
     if (delivery !== 'sync' && delivery !== 'microtask' && delivery !== 'macrotask') {
       throw new RangeError(`unknown responseDelivery '${String(delivery)}'`);
     }
+    const emptySessions = options.emptySessions ?? 'accept';
+    if (emptySessions !== 'accept' && emptySessions !== 'refuse') {
+      throw new RangeError(
+        `emptySessions must be 'accept' or 'refuse', got '${String(emptySessions)}'`,
+      );
+    }
+    const endAckDelayMs = options.endAckDelayMs ?? 0;
+    if (!(endAckDelayMs >= 0) || !Number.isFinite(endAckDelayMs)) {
+      throw new RangeError('endAckDelayMs must be a non-negative finite number');
+    }
+    const workers = options.workers ?? 1;
+    if (!Number.isSafeInteger(workers) || workers < 1) {
+      throw new RangeError('workers must be a positive integer');
+    }
     const log = toLogFunction(options.logger, 'mock-manager: ');
     this.seed = (options.seed ?? randomBytes(4).readUInt32LE(0)) >>> 0;
     this.#index = new DocumentIndex(log);
     this.#faults = new FaultInjector(log, mulberry32(this.seed), delivery);
     this.#front = new SeedFront({
       sessionTimeoutMs: timeout,
+      emptySessions,
+      endAckDelayMs,
+      workers,
+      // Its own stream: adding workers does not change which messages the faults hit.
+      random: mulberry32(this.seed ^ 0x9e3779b9),
       maxSessionSize: maxSize,
       log,
       index: this.#index,

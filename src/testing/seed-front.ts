@@ -25,6 +25,7 @@ import type {
 import type { DocumentIndex } from './document-index.js';
 import type { FaultInjector, ReplyFunction } from './faults.js';
 import { CLEAN, SessionItems } from './session-items.js';
+import { Timers } from './timers.js';
 import {
   contentTable,
   DC_INDEX,
@@ -53,10 +54,19 @@ export interface FrontCounters {
   reqRetsSent: number;
   dataValuesReceived: number;
   duplicatesReceived: number;
+  endAcksRepeated: number;
 }
+
+/** See MockManagerOptions.emptySessions. */
+export type EmptySessions = 'accept' | 'refuse';
 
 export interface SeedFrontOptions {
   sessionTimeoutMs: number;
+  emptySessions: EmptySessions;
+  endAckDelayMs: number;
+  workers: number;
+  /** Draws the order in which the simulated workers handle messages. */
+  random: () => number;
   maxSessionSize: number;
   log: LogFunction;
   index: DocumentIndex;
@@ -75,6 +85,13 @@ interface Session {
   /** ChecksumModule checksums by index. */
   checksums: Map<string, string>;
   endReceived: boolean;
+  /**
+   * Indexed, its EndAck waiting for the bulk flush (endAckDelayMs > 0): an End is ignored, and
+   * a retransmitted item indexes it again, with another EndAck.
+   */
+  flushing: boolean;
+  /** Whether an EndAck Ok went out already (the stats count a session once). */
+  acknowledged: boolean;
   /** Where the Start came from: every answer of the session goes there. */
   reply: ReplyFunction;
   timer: NodeJS.Timeout;
@@ -82,8 +99,27 @@ interface Session {
 
 type OtherMessage = Exclude<DecodedMessage, DataValueMessage>;
 
+interface Queued {
+  bytes: Uint8Array;
+  module: string;
+  reply: ReplyFunction;
+}
+
+/** With several workers, how long a message waits for others to overtake it when none arrive. */
+const WORKER_IDLE_MS = 5;
+
 export class SeedFront {
   readonly #sessionTimeoutMs: number;
+  readonly #emptySessions: EmptySessions;
+  readonly #endAckDelayMs: number;
+  readonly #workers: number;
+  readonly #random: () => number;
+  /** Flushes waiting to send their EndAck. */
+  readonly #timers = new Timers();
+  /** Messages received and not yet handled by a simulated worker, oldest first. */
+  #queued: Queued[] = [];
+  /** Hands the queued messages to workers once no new message pushes them out. */
+  #idle: NodeJS.Timeout | undefined;
   readonly #maxSessionSize: bigint;
   readonly #log: LogFunction;
   readonly #index: DocumentIndex;
@@ -103,6 +139,7 @@ export class SeedFront {
     reqRetsSent: 0,
     dataValuesReceived: 0,
     duplicatesReceived: 0,
+    endAcksRepeated: 0,
   };
   /** Handles bytes a fault held back, delayed or duplicated; faults do not apply twice. */
   readonly #redeliver = (bytes: Uint8Array, module: string, reply: ReplyFunction): void => {
@@ -116,6 +153,10 @@ export class SeedFront {
 
   constructor(options: SeedFrontOptions) {
     this.#sessionTimeoutMs = options.sessionTimeoutMs;
+    this.#emptySessions = options.emptySessions;
+    this.#endAckDelayMs = options.endAckDelayMs;
+    this.#workers = options.workers;
+    this.#random = options.random;
     this.#maxSessionSize = BigInt(options.maxSessionSize);
     this.#log = options.log;
     this.#index = options.index;
@@ -145,6 +186,9 @@ export class SeedFront {
 
   close(): void {
     this.#closed = true;
+    this.#timers.clear();
+    clearTimeout(this.#idle);
+    this.#queued = [];
     for (const session of this.#sessions.values()) clearTimeout(session.timer);
     this.#sessions.clear();
     this.#lastSession = undefined;
@@ -152,8 +196,21 @@ export class SeedFront {
 
   // ---- incoming -------------------------------------------------------------
 
-  /** Verify, then handle; `faults`: whether the to-manager fault rules apply. */
-  #handle(bytes: Uint8Array, module: string, reply: ReplyFunction, faults: boolean): void {
+  /**
+   * Verify, then handle; `faults`: whether the to-manager fault rules apply; `worker`: a
+   * simulated worker took it from the queue (with one worker, every message is handled at once).
+   */
+  #handle(
+    bytes: Uint8Array,
+    module: string,
+    reply: ReplyFunction,
+    faults: boolean,
+    worker = this.#workers === 1,
+  ): void {
+    if (!worker && !faults) {
+      this.#enqueue(bytes, module, reply);
+      return;
+    }
     const type = verifyMessage(bytes);
     if (type === MessageType.DataValue) {
       // Most messages: read only what is needed now straight from the verified buffer.
@@ -168,10 +225,12 @@ export class SeedFront {
         this.#onDataValue(bytes, table, op);
       } else {
         const seq = readU64(bytes, table, DV_SEQ);
-        const deliver = () => {
-          this.#counters.messagesReceived++;
-          this.#onDataValue(bytes, table, op);
-        };
+        const deliver = worker
+          ? () => {
+              this.#counters.messagesReceived++;
+              this.#onDataValue(bytes, table, op);
+            }
+          : () => this.#enqueue(bytes, module, reply);
         this.#faults.toManager(bytes, 'DataValue', seq, module, reply, deliver, this.#redeliver);
       }
       return;
@@ -183,7 +242,9 @@ export class SeedFront {
     } else if (!faults) {
       this.#process(decoded, bytes, module, reply);
     } else {
-      const deliver = () => this.#process(decoded, bytes, module, reply);
+      const deliver = worker
+        ? () => this.#process(decoded, bytes, module, reply)
+        : () => this.#enqueue(bytes, module, reply);
       this.#faults.toManager(
         bytes,
         decoded.type,
@@ -192,6 +253,42 @@ export class SeedFront {
         reply,
         deliver,
         this.#redeliver,
+      );
+    }
+  }
+
+  /**
+   * Queue a message for the simulated workers. The real manager hands messages to a pool of
+   * threads (one per core) that take them in order but finish in any order, so a message may be
+   * handled before a few received earlier: an End before the last DataValues (the manager then
+   * asks for them with a ReqRet, and their retransmission arrives after they did).
+   */
+  #enqueue(bytes: Uint8Array, module: string, reply: ReplyFunction): void {
+    // The sender reuses its buffer once receive() returns.
+    this.#queued.push({ bytes: bytes.slice(), module, reply });
+    // One message per worker is in flight; one more makes a worker finish one of them.
+    if (this.#queued.length > this.#workers) this.#work();
+    if (this.#idle === undefined) {
+      this.#idle = setTimeout(() => {
+        this.#idle = undefined;
+        while (this.#queued.length > 0 && !this.#closed) this.#work();
+      }, WORKER_IDLE_MS);
+    } else {
+      this.#idle.refresh();
+    }
+  }
+
+  /** A worker finishes one of the oldest `workers` queued messages, drawn from the seeded PRNG. */
+  #work(): void {
+    const window = Math.min(this.#workers, this.#queued.length);
+    const [next] = this.#queued.splice(Math.floor(this.#random() * window), 1);
+    if (next === undefined) return;
+    try {
+      this.#handle(next.bytes, next.module, next.reply, false, true);
+    } catch (error) {
+      this.#log(
+        'error',
+        `failed to handle a message from '${next.module}': ${errorMessage(error)}`,
       );
     }
   }
@@ -207,7 +304,12 @@ export class SeedFront {
         this.#onEnd(message);
         return;
       case 'ChecksumModule':
-        this.#onChecksumModule(message);
+        // The older build's worker throws 'Invalid message type' on it, logs it and goes on.
+        if (this.#emptySessions === 'refuse') {
+          this.#rejectInvalid('ChecksumModule, which this manager build does not handle', module);
+        } else {
+          this.#onChecksumModule(message);
+        }
         return;
       case 'DataClean':
         this.#onDataClean(message, bytes);
@@ -232,7 +334,9 @@ export class SeedFront {
       this.#log('warn', `Start from '${module}' refused: unknown mode ${message.mode}`);
     } else if (
       message.size === 0n &&
-      (message.mode === WireMode.ModuleFull || message.mode === WireMode.ModuleDelta)
+      (this.#emptySessions === 'refuse' ||
+        message.mode === WireMode.ModuleFull ||
+        message.mode === WireMode.ModuleDelta)
     ) {
       status = Status.Error;
       this.#log('warn', `Start from '${module}' refused: size 0 in ${WireMode[message.mode]}`);
@@ -259,6 +363,8 @@ export class SeedFront {
       items: new SessionItems(Number(message.size)),
       checksums: new Map(),
       endReceived: false,
+      flushing: false,
+      acknowledged: false,
       reply,
       timer: setTimeout(() => this.#expire(session), this.#sessionTimeoutMs),
     };
@@ -343,6 +449,9 @@ export class SeedFront {
       this.#counters.duplicatesReceived++;
       const seq = toBigInt(seqLow, seqHigh);
       this.#log('debug', `seq ${seq} of session ${session.id} received again, overwritten`);
+      // The real session queues itself for indexing again on any item after a complete End
+      // (agentSession.hpp handleData), so the flush sends one more EndAck.
+      if (session.flushing) this.#finish(session);
     } else if (session.endReceived && items.complete) {
       // The last retransmission completes the session without another End.
       this.#finish(session);
@@ -363,6 +472,11 @@ export class SeedFront {
     const session = this.#sessions.get(message.session);
     if (session === undefined) {
       this.#log('warn', `End for unknown session ${message.session}`);
+      return;
+    }
+    if (session.flushing) {
+      // agentSession.hpp handleEnd: 'End already enqueued', no answer.
+      this.#log('debug', `End for session ${session.id}, already being indexed: ignored`);
       return;
     }
     session.timer.refresh();
@@ -398,10 +512,42 @@ export class SeedFront {
 
   #finish(session: Session): void {
     clearTimeout(session.timer);
-    this.#forget(session);
-    const ok = this.#complete(session);
-    if (ok) this.#counters.sessionsCompleted++;
-    else this.#counters.sessionsFailed++;
+    const { id, mode, agentId, module } = session;
+    if (mode !== WireMode.ModuleFull && mode !== WireMode.ModuleDelta) {
+      // Check compares at once; metadata and group sessions are Ok (the mock keeps no metadata).
+      this.#forget(session);
+      this.#answerEnd(session, mode === WireMode.ModuleCheck ? this.#check(session) : true);
+      return;
+    }
+    const batch = { session: id, mode, agentId, module, items: session.items.records() };
+    if (!this.#index.accepts(batch)) {
+      // The real one answers a failed indexing at once, without waiting for a flush.
+      this.#forget(session);
+      this.#answerEnd(session, false);
+      return;
+    }
+    if (this.#endAckDelayMs === 0) {
+      this.#forget(session);
+      this.#index.add(batch);
+      this.#answerEnd(session, true);
+      return;
+    }
+    // The real indexer queues the documents into its bulk and answers after the next flush;
+    // until then the session stays, and its documents are not visible.
+    session.flushing = true;
+    this.#timers.schedule(this.#endAckDelayMs, () => {
+      this.#forget(session);
+      this.#index.add(batch);
+      this.#answerEnd(session, true);
+    });
+  }
+
+  /** Send the EndAck of `session`: Ok when `ok`, else Error. */
+  #answerEnd(session: Session, ok: boolean): void {
+    if (!ok) this.#counters.sessionsFailed++;
+    else if (!session.acknowledged) this.#counters.sessionsCompleted++;
+    else this.#counters.endAcksRepeated++;
+    if (ok) session.acknowledged = true;
     const status = this.#faults.ackStatus('EndAck', ok ? Status.Ok : Status.Error);
     this.#faults.toAgent(
       'EndAck',
@@ -409,24 +555,6 @@ export class SeedFront {
       session.module,
       session.reply,
     );
-  }
-
-  #complete(session: Session): boolean {
-    switch (session.mode) {
-      case WireMode.ModuleFull:
-      case WireMode.ModuleDelta: {
-        const { id, mode, agentId, module } = session;
-        const batch = { session: id, mode, agentId, module, items: session.items.records() };
-        if (!this.#index.accepts(batch)) return false;
-        this.#index.add(batch);
-        return true;
-      }
-      case WireMode.ModuleCheck:
-        return this.#check(session);
-      default:
-        // Metadata and group sessions: the mock indexer keeps no agent metadata.
-        return true;
-    }
   }
 
   #check(session: Session): boolean {

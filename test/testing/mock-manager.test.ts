@@ -167,6 +167,45 @@ describe('MockManager sessions', () => {
     expect(peer.manager.sessionCount).toBe(1);
   });
 
+  it('accepts size 0 in the modes without data by default (later 5.0 betas)', () => {
+    const peer = new Peer(newManager());
+    for (const mode of [
+      WireMode.ModuleCheck,
+      WireMode.MetadataDelta,
+      WireMode.MetadataCheck,
+      WireMode.GroupDelta,
+      WireMode.GroupCheck,
+    ]) {
+      expect(peer.startRaw(mode, 0, [])).toMatchObject({ type: 'StartAck', status: Status.Ok });
+    }
+  });
+
+  it("emptySessions 'refuse' answers every size-0 Start Error and ignores ChecksumModule (ad9475fb35)", () => {
+    const peer = new Peer(newManager({ emptySessions: 'refuse' }));
+    for (const mode of [
+      WireMode.ModuleFull,
+      WireMode.ModuleDelta,
+      WireMode.ModuleCheck,
+      WireMode.MetadataDelta,
+      WireMode.MetadataCheck,
+      WireMode.GroupDelta,
+      WireMode.GroupCheck,
+    ]) {
+      expect(peer.startRaw(mode, 0, [])).toEqual({
+        type: 'StartAck',
+        status: Status.Error,
+        session: 0n,
+      });
+    }
+    expect(peer.manager.sessionCount).toBe(0);
+    // Sessions with data are unaffected, and a ChecksumModule is an unknown message there.
+    expect(peer.sync(WireMode.ModuleDelta, [['a', DOC]])).toMatchObject([{ status: Status.Ok }]);
+    const session = peer.start(WireMode.ModuleCheck, 1);
+    peer.send(enc.checksumModule(session, 'idx', 'f00d'));
+    expect(peer.manager.stats.invalidMessages).toBe(1);
+    expect(() => newManager({ emptySessions: 'never' as 'refuse' })).toThrow(RangeError);
+  });
+
   it('answers Offline while the indexer is unavailable', () => {
     const peer = new Peer(newManager());
     peer.manager.setIndexerAvailable(false);
@@ -459,6 +498,78 @@ describe('MockManager sessions', () => {
     await sleep(80);
     expect(peer.manager.sessionCount).toBe(0);
     expect(peer.manager.stats.sessionsTimedOut).toBe(2);
+  });
+});
+
+describe('MockManager timing like the real one', () => {
+  it('endAckDelayMs: documents and EndAck come after the flush; an End meanwhile is ignored', async () => {
+    const peer = new Peer(newManager({ endAckDelayMs: 30 }));
+    const session = peer.start(WireMode.ModuleDelta, 2);
+    peer.upsert(session, 0, 'a', DOC);
+    peer.upsert(session, 1, 'b', DOC);
+    peer.end(session);
+    peer.end(session); // already being indexed: no ReqRet, no EndAck (agentSession.hpp handleEnd)
+    expect(peer.take()).toEqual([]);
+    expect(peer.manager.documentCount()).toBe(0);
+    await sleep(50);
+    expect(peer.take()).toEqual([{ type: 'EndAck', status: Status.Ok, session }]);
+    expect(docIds(peer.manager)).toEqual(['001_a', '001_b']);
+    expect(peer.manager.sessionCount).toBe(0);
+  });
+
+  it('endAckDelayMs: an item retransmitted during the flush indexes again, with a second EndAck', async () => {
+    const peer = new Peer(newManager({ endAckDelayMs: 30 }));
+    const session = peer.start(WireMode.ModuleDelta, 2);
+    peer.upsert(session, 0, 'a', DOC);
+    peer.upsert(session, 1, 'b', DOC);
+    peer.end(session);
+    await sleep(10);
+    peer.upsert(session, 1, 'b', { v: 2 }); // agentSession.hpp handleData: queued for indexing again
+    await sleep(60);
+    const ack = { type: 'EndAck', status: Status.Ok, session };
+    expect(peer.take()).toEqual([ack, ack]);
+    expect(peer.manager.documents().find((d) => d.itemId === 'b')?.data).toEqual({ v: 2 });
+    expect(peer.manager.stats).toMatchObject({ sessionsCompleted: 1, endAcksRepeated: 1 });
+    // After the flush answered, the session is gone: later copies are ignored.
+    peer.upsert(session, 1, 'b', { v: 3 });
+    await sleep(40);
+    expect(peer.take()).toEqual([]);
+  });
+
+  it('endAckDelayMs: a refused session is answered Error at once', () => {
+    const peer = new Peer(newManager({ endAckDelayMs: 1000 }));
+    const session = peer.start(WireMode.ModuleDelta, 1);
+    peer.upsert(session, 0, 'a', '[1]');
+    peer.end(session);
+    expect(peer.take()).toEqual([{ type: 'EndAck', status: Status.Error, session }]);
+  });
+
+  it('workers: an End may be handled before the last DataValues, giving a ReqRet for them', async () => {
+    const orders = new Set<string>();
+    for (let seed = 1; seed <= 12; seed++) {
+      const peer = new Peer(newManager({ workers: 3, seed }));
+      peer.send(
+        enc.start({ mode: WireMode.ModuleDelta, size: 4n, index: ['idx'], agentid: '001' }),
+      );
+      await sleep(15);
+      const [ack] = peer.take();
+      const session = (ack as { session: bigint }).session;
+      for (let seq = 0; seq < 4; seq++) peer.upsert(session, seq, `i${seq}`, DOC);
+      peer.end(session);
+      await sleep(15);
+      const answers = peer.take();
+      // In any order, the session completes with every item.
+      expect(answers.at(-1)).toEqual({ type: 'EndAck', status: Status.Ok, session });
+      expect(peer.manager.documentCount()).toBe(4);
+      orders.add(answers.map((a) => a.type).join(','));
+    }
+    expect(orders).toEqual(new Set(['EndAck', 'ReqRet,EndAck']));
+  });
+
+  it('rejects bad timing options', () => {
+    expect(() => newManager({ endAckDelayMs: -1 })).toThrow(RangeError);
+    expect(() => newManager({ workers: 0 })).toThrow(RangeError);
+    expect(() => newManager({ workers: 1.5 })).toThrow(RangeError);
   });
 });
 

@@ -279,6 +279,17 @@ export class FaultInjector {
     if (held !== undefined) for (const h of held) this.#deliver(h.bytes, h.reply);
   }
 
+  /** Remove every rule and forced status, answer again, and zero the counters. */
+  reset(): void {
+    this.#rules = [];
+    this.#forced.StartAck.times = 0;
+    this.#forced.EndAck.times = 0;
+    this.#silent = false;
+    for (const key of Object.keys(this.#counters) as Array<keyof FaultStats>) {
+      this.#counters[key] = 0;
+    }
+  }
+
   /** Cancel delayed messages and forget held ones; answers after this are not sent. */
   close(): void {
     this.#closed = true;

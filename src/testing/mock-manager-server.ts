@@ -14,7 +14,13 @@ import {
   parseQueueMessage,
   syncPrefix,
 } from '../transports/stream-framing.js';
-import { MockManager, type MockManagerOptions, type ReplyFunction } from './mock-manager.js';
+import { parseFaultRule } from './fault-rule-json.js';
+import {
+  type FaultRule,
+  MockManager,
+  type MockManagerOptions,
+  type ReplyFunction,
+} from './mock-manager.js';
 
 export interface MockManagerServerOptions {
   /** The manager to serve; it stays the caller's (`close()` leaves it open). Default: a new one. */
@@ -53,8 +59,16 @@ interface Connection {
  * A {@link MockManager} served over TCP (the framing of the `TcpTransport`:
  * 4-byte little-endian length, then `s:<module>:<bytes>` in and
  * `<module>_sync <bytes>` out), plus a small JSON endpoint over HTTP for
- * tests in other processes: `GET /documents[?index=&agent=]`, `GET /stats`,
- * `GET /health`. Each answer goes to the connection that started the session.
+ * tests in other processes:
+ * - `GET /health`: `{"status":"ok"}`.
+ * - `GET /stats`: {@link MockManager.stats} plus `sessionCount` and `connections`.
+ * - `GET /documents[?index=NAME&agent=ID]`: the stored documents.
+ * - `POST /faults` with a {@link FaultRule} as JSON body (`seq` a number or decimal string,
+ *   `times` a number or "Infinity"): injects it; 201, or 400 saying which field is wrong.
+ * - `DELETE /faults`: removes every rule.
+ * - `POST /reset`: {@link MockManager.reset} (documents, faults, forced statuses, counters).
+ *
+ * Each answer goes to the connection that started the session.
  *
  * Also available as the `agent-sync-mock-manager` command.
  */
@@ -211,32 +225,110 @@ export class MockManagerServer {
 
   private handle(request: IncomingMessage, response: ServerResponse): void {
     const url = new URL(request.url ?? '/', 'http://localhost');
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      sendJson(response, 405, { error: 'method not allowed' });
+    const route = ROUTES[url.pathname];
+    if (route === undefined) {
+      sendJson(response, 404, { error: `no such endpoint: ${url.pathname}` });
       return;
     }
-    switch (url.pathname) {
-      case '/health':
+    const method = request.method === 'HEAD' ? 'GET' : (request.method ?? 'GET');
+    if (!route.includes(method)) {
+      response.setHeader('allow', route.join(', '));
+      sendJson(response, 405, { error: `${url.pathname} takes ${route.join(' or ')}` });
+      return;
+    }
+    if (method !== 'POST') {
+      this.answer(method, url, undefined, response);
+      return;
+    }
+    readBody(request).then(
+      (body) => this.answer(method, url, body, response),
+      (error: unknown) =>
+        sendJson(response, error instanceof BodyTooLarge ? 413 : 400, {
+          error: error instanceof Error ? error.message : String(error),
+        }),
+    );
+  }
+
+  /** `body`: the parsed JSON of a POST (undefined when empty). */
+  private answer(method: string, url: URL, body: unknown, response: ServerResponse): void {
+    const manager = this.manager;
+    switch (`${method} ${url.pathname}`) {
+      case 'GET /health':
         sendJson(response, 200, { status: 'ok' });
         return;
-      case '/stats':
+      case 'GET /stats':
         sendJson(response, 200, {
-          ...this.manager.stats,
-          sessionCount: this.manager.sessionCount,
+          ...manager.stats,
+          sessionCount: manager.sessionCount,
           connections: this.connections.size,
         });
         return;
-      case '/documents': {
+      case 'GET /documents': {
         const index = url.searchParams.get('index') ?? undefined;
         const agent = url.searchParams.get('agent');
-        let documents = this.manager.documents(index);
+        let documents = manager.documents(index);
         if (agent !== null) documents = documents.filter((doc) => doc.agentId === agent);
         sendJson(response, 200, documents);
         return;
       }
-      default:
-        sendJson(response, 404, { error: `no such endpoint: ${url.pathname}` });
+      case 'POST /faults': {
+        let rule: FaultRule;
+        try {
+          rule = parseFaultRule(body);
+        } catch (error) {
+          sendJson(response, 400, { error: (error as Error).message });
+          return;
+        }
+        manager.inject(rule);
+        this.log('info', `fault injected: ${JSON.stringify(body)}`);
+        sendJson(response, 201, { status: 'ok' });
+        return;
+      }
+      case 'DELETE /faults':
+        manager.clearFaults();
+        sendJson(response, 200, { status: 'ok' });
+        return;
+      case 'POST /reset':
+        if (body !== undefined) {
+          sendJson(response, 400, { error: '/reset takes no body' });
+          return;
+        }
+        manager.reset();
+        sendJson(response, 200, { status: 'ok' });
+        return;
     }
+  }
+}
+
+/** The endpoints and the methods each takes (HEAD goes with GET). */
+const ROUTES: Record<string, string[] | undefined> = {
+  '/health': ['GET'],
+  '/stats': ['GET'],
+  '/documents': ['GET'],
+  '/faults': ['POST', 'DELETE'],
+  '/reset': ['POST'],
+};
+
+/** A fault rule is a few hundred bytes; anything near this is a mistake. */
+const MAX_BODY_BYTES = 64 * 1024;
+
+class BodyTooLarge extends Error {}
+
+/** The request body parsed as JSON; undefined when empty. Rejects with a message for a 400. */
+async function readBody(request: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    length += chunk.length;
+    if (length > MAX_BODY_BYTES) throw new BodyTooLarge(`body above ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new Error(`body is not JSON: ${(error as Error).message}`);
   }
 }
 

@@ -244,6 +244,20 @@ export class MockManager {
     return this.#front.sessionCount;
   }
 
+  /**
+   * Back to how a new manager starts, for the next test: no documents, no fault rules or
+   * forced statuses, not silent, the indexer available with no failure scripted, and every
+   * counter of {@link stats} at 0. Live sessions, and messages already held or delayed, are
+   * left to finish (their documents then land in the cleared index).
+   */
+  reset(): void {
+    this.#index.clear();
+    this.#index.available = true;
+    this.#index.failNext(0);
+    this.#faults.reset();
+    this.#front.resetCounters();
+  }
+
   /** Clear every timer and drop sessions and held messages; later messages are ignored. */
   async close(): Promise<void> {
     this.#front.close();

@@ -171,6 +171,12 @@ export class SeedFront {
     return this.#sessions.size;
   }
 
+  resetCounters(): void {
+    for (const key of Object.keys(this.#counters) as Array<keyof FrontCounters>) {
+      this.#counters[key] = 0;
+    }
+  }
+
   /** See MockManager.receive. Never throws. */
   receive(message: Uint8Array, module: string, reply: ReplyFunction): void {
     if (this.#closed) return;

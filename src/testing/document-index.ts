@@ -11,10 +11,13 @@ import { CLEAN, type ItemRecords, itemRecord } from './session-items.js';
 
 /** A document in the mock indexer. */
 export interface StoredDocument {
+  /** The index the DataValue named. */
   index: string;
   /** `<agentId>_<itemId>`. */
   id: string;
+  /** The item id the agent sent. */
   itemId: string;
+  /** The `agentid` of the session's Start. */
   agentId: string;
   /** Module whose session wrote it. */
   module: string;
@@ -49,6 +52,7 @@ const MAX_PENDING_ITEMS = 1_000_000;
 /** The decoder of src/wire/decode.ts: keeps a leading BOM, replaces invalid UTF-8. */
 const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
+/** The mock indexer: documents by index, written by the sessions a front completes. */
 export class DocumentIndex {
   readonly #log: LogFunction;
   readonly #indices = new Map<string, Map<string, IndexedDocument>>();

@@ -7,16 +7,24 @@ import { errorMessage } from '../session/sync-error.js';
 import { Status } from '../wire/index.js';
 import { Timers } from './timers.js';
 
-/** Receives one manager response; the bytes are the receiver's to keep. */
+/**
+ * Receives one manager response (the FlatBuffers bytes of a StartAck, EndAck or ReqRet); the
+ * bytes are the receiver's to keep. It may throw: the manager logs it and goes on.
+ */
 export type ReplyFunction = (response: Uint8Array) => void;
 
-/** How the manager hands its answers back to the sender. */
+/**
+ * How the manager hands its answers back to the sender:
+ * - 'sync': inside the sender's `send()` call, before it returns.
+ * - 'microtask': on the next microtask, after the sender's synchronous code.
+ * - 'macrotask': on the next `setImmediate` turn, like a reply over a socket.
+ */
 export type ResponseDelivery = 'sync' | 'microtask' | 'macrotask';
 
-/** The answers whose status {@link FaultInjector.forceStatus} can force. */
+/** The answers whose status `MockManager.forceStatus` can force. */
 export type AckType = 'StartAck' | 'EndAck';
 
-/** The manager's answers. */
+/** The manager's answers (internal: fault matching). */
 export type ResponseType = AckType | 'ReqRet';
 
 /** Which way a faulty message travels: from an agent to the manager, or back. */
@@ -81,11 +89,15 @@ export interface FaultRule {
 
 /** How many messages each fault affected. */
 export interface FaultStats {
+  /** Messages lost by a 'drop' rule. */
   dropped: number;
+  /** Messages delivered twice by a 'duplicate' rule. */
   duplicated: number;
+  /** Messages held back by a 'delay' rule. */
   delayed: number;
+  /** Messages held until the next one by a 'reorder' rule. */
   reordered: number;
-  /** Answers whose status {@link FaultInjector.forceStatus} replaced. */
+  /** Answers whose status `MockManager.forceStatus` replaced. */
   forcedStatus: number;
 }
 
@@ -111,6 +123,7 @@ export type Redeliver = (bytes: Uint8Array, module: string, reply: ReplyFunction
 
 const DEFAULT_DELAY_MS = 10;
 
+/** The network between agents and the manager; MockManager's fault methods forward here. */
 export class FaultInjector {
   readonly #log: LogFunction;
   readonly #random: () => number;

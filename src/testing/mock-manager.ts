@@ -16,6 +16,7 @@ import {
   type ReplyFunction,
   type ResponseDelivery,
 } from './faults.js';
+import type { MockManagerServer } from './mock-manager-server.js';
 import { mulberry32 } from './prng.js';
 import { type EmptySessions, SeedFront } from './seed-front.js';
 
@@ -32,8 +33,12 @@ export type {
 } from './faults.js';
 export type { EmptySessions } from './seed-front.js';
 
+/** Options of {@link MockManager}; every one is optional. */
 export interface MockManagerOptions {
-  /** A session with no message for this long is dropped without an answer. Default 30000. */
+  /**
+   * A session with no message for this long, in ms, is dropped without an answer (the real
+   * manager's is 20 minutes). Default 30000.
+   */
   sessionTimeoutMs?: number;
   /**
    * What the manager does with a Start of size 0 in the modes that carry no data (ModuleCheck,
@@ -66,11 +71,16 @@ export interface MockManagerOptions {
   /** Largest Start `size` accepted; above it the Start is refused with Error. Default 10,000,000. */
   maxSessionSize?: number;
   /**
-   * 'sync' answers inside the sender's `send()` call, 'microtask' on the next
-   * microtask, 'macrotask' (default) on the next `setImmediate` turn.
+   * When answers reach the sender (see {@link ResponseDelivery}). Default 'macrotask', like a
+   * socket; 'sync' makes a test that drives {@link MockManager.receive} by hand read answers
+   * right after the call.
    */
   responseDelivery?: ResponseDelivery;
-  /** Default: silent. */
+  /**
+   * Where the manager says what it does: sessions, refusals and every error path (bad buffer,
+   * unknown session, refused document...), each message prefixed `mock-manager: `. A function
+   * `(level, message)` or a pino-like object. Default: silent.
+   */
   logger?: Logger;
   /**
    * Seed of the PRNG behind fault probabilities and the workers' order. Default: random (see
@@ -79,11 +89,13 @@ export interface MockManagerOptions {
   seed?: number;
 }
 
+/** What {@link MockManager.stats} counts since the manager was created (or reset). */
 export interface MockManagerStats {
   /** Messages that reached the manager (after faults: a dropped one does not count, a duplicated one counts twice). */
   messagesReceived: number;
   /** Undecodable buffers and messages only the manager may send. */
   invalidMessages: number;
+  /** Starts answered StartAck Ok (a session was opened). */
   sessionsStarted: number;
   /** Sessions answered EndAck Ok (each counted once; see `endAcksRepeated`). */
   sessionsCompleted: number;
@@ -92,7 +104,9 @@ export interface MockManagerStats {
    * would corrupt, indexer failure, checksum mismatch...).
    */
   sessionsFailed: number;
+  /** Sessions dropped after `sessionTimeoutMs` without a message. */
   sessionsTimedOut: number;
+  /** ReqRets sent: one per End that found seqs missing (with the library, one per probe too). */
   reqRetsSent: number;
   /** Every DataValue that reached the manager, including ignored ones. */
   dataValuesReceived: number;
@@ -103,6 +117,7 @@ export interface MockManagerStats {
    * pending (see `endAckDelayMs`) indexed it again, as on the real manager.
    */
   endAcksRepeated: number;
+  /** What the injected faults and forced statuses did. */
   faults: FaultStats;
 }
 
@@ -110,16 +125,43 @@ export interface MockManagerStats {
  * An in-memory stand-in for the manager's inventory-sync module and its
  * indexer, for tests. Feed it agent messages through {@link receive} (or a
  * {@link transport}); it answers like the real server, stores documents in a
- * fake index, and lets a test script faults and failures.
+ * fake index, and lets a test script faults and failures. Its options make
+ * it as strict and as slow as a given manager build (see
+ * {@link MockManagerOptions}); {@link MockManagerServer} serves it over TCP.
+ *
+ * @example
+ * ```ts
+ * import { AgentSyncProtocol, Mode, Operation } from 'agent-sync-protocol';
+ * import { MockManager } from 'agent-sync-protocol/testing';
+ *
+ * const manager = new MockManager({ endAckDelayMs: 50 });
+ * const agent = new AgentSyncProtocol({
+ *   moduleName: 'sca',
+ *   dbPath: ':memory:',
+ *   transport: manager.transport('sca'),
+ *   agentInfo: { id: '001' },
+ * });
+ * agent.persistDifference('check-1', Operation.Create, 'sca', '{"result":"passed"}');
+ * manager.inject({ type: 'DataValue', seq: 0, action: 'drop' }); // resent after a ReqRet
+ * await agent.synchronizeModule(Mode.Delta);
+ * manager.documents('sca'); // [{ id: '001_check-1', data: { result: 'passed' }, ... }]
+ * ```
  */
 export class MockManager {
-  /** Seed of the fault PRNG, so a run that used a random one can be replayed. */
+  /**
+   * Seed of the PRNG behind fault probabilities and the workers' order, so a run that used a
+   * random one can be replayed: pass it back as {@link MockManagerOptions.seed}.
+   */
   readonly seed: number;
 
   readonly #index: DocumentIndex;
   readonly #faults: FaultInjector;
   readonly #front: SeedFront;
 
+  /**
+   * @param options - see {@link MockManagerOptions}; all optional.
+   * @throws RangeError for an option out of its range (each message names the option).
+   */
   constructor(options: MockManagerOptions = {}) {
     const timeout = options.sessionTimeoutMs ?? 30_000;
     if (!(timeout > 0) || !Number.isFinite(timeout)) {
@@ -169,6 +211,12 @@ export class MockManager {
   /**
    * A transport whose messages the manager handles as coming from `moduleName`
    * (whatever name `send` is given) and which receives that module's answers.
+   * One per AgentSyncProtocol instance.
+   *
+   * @example
+   * ```ts
+   * const agent = new AgentSyncProtocol({ moduleName: 'fim', dbPath, transport: manager.transport('fim') });
+   * ```
    */
   transport(moduleName: string): InProcessTransport {
     const transport: InProcessTransport = new InProcessTransport((message) =>
@@ -187,7 +235,10 @@ export class MockManager {
     this.#front.receive(message, moduleName, reply);
   }
 
-  /** Copies of the stored documents, of one index or of all. */
+  /**
+   * Copies of the stored documents, of one index or of all, with their JSON parsed. Documents
+   * of a session appear when its EndAck Ok goes out (see `endAckDelayMs`).
+   */
   documents(index?: string): StoredDocument[] {
     return this.#index.documents(index);
   }
@@ -202,11 +253,15 @@ export class MockManager {
     return this.#index.checksum(agentId, index);
   }
 
+  /** Empty the index (every agent, every index); sessions in progress are not affected. */
   clearDocuments(): void {
     this.#index.clear();
   }
 
-  /** While false, Starts are answered Offline and indexing fails. */
+  /**
+   * While false, Starts are answered Offline and indexing fails (sessions already started end
+   * with EndAck Error), as when the real manager's indexer is unreachable. Default true.
+   */
   setIndexerAvailable(available: boolean): void {
     this.#index.available = available;
   }
@@ -216,6 +271,17 @@ export class MockManager {
     this.#index.failNext(times);
   }
 
+  /**
+   * Add a scripted network fault; rules apply in the order injected (see {@link FaultRule}).
+   *
+   * @throws RangeError for an unknown `action` or a `probability` outside 0..1.
+   * @example
+   * ```ts
+   * // Lose every EndAck to 'sca' once, and delay each third Start by 50 ms, twice.
+   * manager.inject({ direction: 'to-agent', type: 'EndAck', module: 'sca', action: 'drop' });
+   * manager.inject({ type: 'Start', action: 'delay', delayMs: 50, skip: 2, times: 2 });
+   * ```
+   */
   inject(rule: FaultRule): void {
     this.#faults.inject(rule);
   }
@@ -225,21 +291,34 @@ export class MockManager {
     this.#faults.clear();
   }
 
-  /** Answer the next `times` StartAcks (or EndAcks) with `status` instead of the real one. */
+  /**
+   * Answer the next `times` StartAcks (or EndAcks) with `status` instead of the real one. A
+   * StartAck forced to Error or Offline opens no session; an EndAck forced to Ok does not undo
+   * a refused session's failure in the index.
+   *
+   * @example
+   * ```ts
+   * manager.forceStatus('EndAck', Status.Error); // the next sync fails with 'manager-error'
+   * ```
+   */
   forceStatus(response: AckType, status: Status, times = 1): void {
     this.#faults.forceStatus(response, status, times);
   }
 
-  /** While silent the manager handles everything and answers nothing. */
+  /**
+   * While silent the manager handles everything (sessions, documents) and answers nothing, as
+   * when its answers are lost on the way back. Default false.
+   */
   setSilent(silent: boolean): void {
     this.#faults.setSilent(silent);
   }
 
+  /** A snapshot of the counters (see {@link MockManagerStats}). */
   get stats(): MockManagerStats {
     return { ...this.#front.counters, faults: this.#faults.stats };
   }
 
-  /** Live sessions. */
+  /** Sessions started and not yet answered with their EndAck, failed or timed out. */
   get sessionCount(): number {
     return this.#front.sessionCount;
   }
@@ -258,7 +337,10 @@ export class MockManager {
     this.#front.resetCounters();
   }
 
-  /** Clear every timer and drop sessions and held messages; later messages are ignored. */
+  /**
+   * Clear every timer and drop sessions, held messages and pending EndAcks; later messages are
+   * ignored and nothing more is answered. The documents stay readable.
+   */
   async close(): Promise<void> {
     this.#front.close();
     this.#faults.close();

@@ -57,7 +57,10 @@ export interface FrontCounters {
   endAcksRepeated: number;
 }
 
-/** See MockManagerOptions.emptySessions. */
+/**
+ * What the manager does with a size-0 Start in the modes without data: 'accept' like the 5.0
+ * betas, 'refuse' like build ad9475fb35 (see `MockManagerOptions.emptySessions`).
+ */
 export type EmptySessions = 'accept' | 'refuse';
 
 export interface SeedFrontOptions {

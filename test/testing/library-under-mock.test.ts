@@ -11,6 +11,7 @@ import {
   type SyncOptions,
 } from '../../src/index.js';
 import { MockManager, type MockManagerOptions } from '../../src/testing/index.js';
+import { WireOperation } from '../../src/wire/index.js';
 import { doc, RecordingTransport } from '../helpers.js';
 
 const INDEX = 'wazuh-states-inventory';
@@ -195,5 +196,35 @@ describe('duplicate EndAcks', () => {
     expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true, sent: 1 });
     inventory.matches(manager);
     expect(agent.stats.syncsOk).toBe(3);
+  });
+});
+
+describe('a sync that fails after the manager took its data', () => {
+  // With the real manager's EndAck after its bulk flush (or an EndAck lost on the way), a sync
+  // can fail after the manager indexed everything. A Create deleted during that sync must then
+  // still reach the manager as a Delete (PROTOCOL.md section 5 row 8 would drop it as never
+  // seen), or the document stays there for good and only a Check would notice.
+  it('keeps the Delete of a document created in a sync whose EndAck came too late', async () => {
+    const { manager, agent, transport } = setup(
+      { endAckDelayMs: 150, responseDelivery: 'microtask' },
+      { timeoutMs: 40, retries: 1 },
+    );
+    agent.persistDifference('x', Operation.Create, INDEX, doc('x'));
+    const syncing = agent.synchronizeModule(Mode.Delta);
+    while (transport.count('DataValue') === 0) await sleep(1);
+    agent.persistDifference('x', Operation.Delete, INDEX, '');
+    expect(await syncing).toMatchObject({ ok: false, reason: 'timeout' });
+    expect(agent.pendingCount).toBe(1);
+    await sleep(200);
+    expect(manager.documentCount(INDEX)).toBe(1); // the manager indexed x after all
+    expect(await agent.synchronizeModule(Mode.Delta, { timeoutMs: 1000 })).toMatchObject({
+      ok: true,
+      sent: 1,
+    });
+    expect(transport.of('DataValue').at(-1)).toMatchObject({
+      id: 'x',
+      operation: WireOperation.Delete,
+    });
+    expect(manager.documentCount(INDEX)).toBe(0);
   });
 });

@@ -228,3 +228,22 @@ describe('a sync that fails after the manager took its data', () => {
     expect(manager.documentCount(INDEX)).toBe(0);
   });
 });
+
+describe('an EndAck that arrives between two End attempts', () => {
+  // LIBRARY BUG, marked it.fails until src/session/session-driver.ts is fixed: each End attempt
+  // starts with mailbox.expect(), which empties the mailbox, so an EndAck Ok that arrived during
+  // the backoff after a timed-out attempt is thrown away. The resent End then reaches a manager
+  // that already answered and forgot the session, and the sync fails with 'timeout' although
+  // the manager indexed everything (the next sync sends it all again).
+  it.fails('LIBRARY BUG: counts an EndAck Ok that came during the backoff', async () => {
+    const { manager, agent } = setup(
+      // The EndAck comes 150 ms after the data, well inside the 300 ms between the attempts.
+      { endAckDelayMs: 150 },
+      { timeoutMs: 40, retries: 1, backoff: { minMs: 300, maxMs: 300 } },
+    );
+    for (const id of ['a', 'b']) agent.persistDifference(id, Operation.Create, INDEX, doc(id));
+    expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true, sent: 2 });
+    expect(manager.documentCount(INDEX)).toBe(2);
+    expect(agent.pendingCount).toBe(0);
+  });
+});

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Builder } from 'flatbuffers';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { LogLevel } from '../../src/interfaces/logger.js';
 import {
   computeIndexChecksum,
@@ -38,6 +38,14 @@ function newManager(options: MockManagerOptions = {}): MockManager {
 
 /** A document the manager stores intact: an object with a member. */
 const DOC = { v: 1 };
+
+/** Fake timers for this test: what a delay does no longer depends on the machine's load. */
+function useFakeTimers(): void {
+  vi.useFakeTimers();
+  onTestFinished(() => {
+    vi.useRealTimers();
+  });
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const nextMacrotask = () => new Promise((resolve) => setImmediate(resolve));
@@ -502,37 +510,40 @@ describe('MockManager sessions', () => {
 });
 
 describe('MockManager timing like the real one', () => {
-  it('endAckDelayMs: documents and EndAck come after the flush; an End meanwhile is ignored', async () => {
+  it('endAckDelayMs: documents and EndAck come after the flush; an End meanwhile is ignored', () => {
+    useFakeTimers();
     const peer = new Peer(newManager({ endAckDelayMs: 30 }));
     const session = peer.start(WireMode.ModuleDelta, 2);
     peer.upsert(session, 0, 'a', DOC);
     peer.upsert(session, 1, 'b', DOC);
     peer.end(session);
     peer.end(session); // already being indexed: no ReqRet, no EndAck (agentSession.hpp handleEnd)
+    vi.advanceTimersByTime(29);
     expect(peer.take()).toEqual([]);
     expect(peer.manager.documentCount()).toBe(0);
-    await sleep(50);
+    vi.advanceTimersByTime(1);
     expect(peer.take()).toEqual([{ type: 'EndAck', status: Status.Ok, session }]);
     expect(docIds(peer.manager)).toEqual(['001_a', '001_b']);
     expect(peer.manager.sessionCount).toBe(0);
   });
 
-  it('endAckDelayMs: an item retransmitted during the flush indexes again, with a second EndAck', async () => {
+  it('endAckDelayMs: an item retransmitted during the flush indexes again, with a second EndAck', () => {
+    useFakeTimers();
     const peer = new Peer(newManager({ endAckDelayMs: 30 }));
     const session = peer.start(WireMode.ModuleDelta, 2);
     peer.upsert(session, 0, 'a', DOC);
     peer.upsert(session, 1, 'b', DOC);
     peer.end(session);
-    await sleep(10);
+    vi.advanceTimersByTime(10);
     peer.upsert(session, 1, 'b', { v: 2 }); // agentSession.hpp handleData: queued for indexing again
-    await sleep(60);
+    vi.advanceTimersByTime(40);
     const ack = { type: 'EndAck', status: Status.Ok, session };
     expect(peer.take()).toEqual([ack, ack]);
     expect(peer.manager.documents().find((d) => d.itemId === 'b')?.data).toEqual({ v: 2 });
     expect(peer.manager.stats).toMatchObject({ sessionsCompleted: 1, endAcksRepeated: 1 });
     // After the flush answered, the session is gone: later copies are ignored.
     peer.upsert(session, 1, 'b', { v: 3 });
-    await sleep(40);
+    vi.advanceTimersByTime(100);
     expect(peer.take()).toEqual([]);
   });
 
@@ -659,7 +670,8 @@ describe('MockManager faults', () => {
     });
   });
 
-  it('delay: to-manager and to-agent messages arrive later', async () => {
+  it('delay: to-manager and to-agent messages arrive later', () => {
+    useFakeTimers();
     const peer = new Peer(newManager());
     peer.manager.inject({ type: 'End', action: 'delay', delayMs: 20 });
     peer.manager.inject({ direction: 'to-agent', type: 'EndAck', action: 'delay', delayMs: 20 });
@@ -669,11 +681,13 @@ describe('MockManager faults', () => {
     peer.send(end);
     // The sender reuses its buffer: the manager must have kept a copy.
     end.fill(0);
+    vi.advanceTimersByTime(19);
     expect(peer.manager.documents()).toEqual([]);
-    await sleep(30);
+    vi.advanceTimersByTime(1);
     expect(peer.manager.documents()).toHaveLength(1);
+    vi.advanceTimersByTime(19);
     expect(peer.take()).toEqual([]);
-    await sleep(30);
+    vi.advanceTimersByTime(1);
     expect(peer.take()).toEqual([{ type: 'EndAck', status: Status.Ok, session }]);
     expect(peer.manager.stats.faults.delayed).toBe(2);
   });

@@ -489,13 +489,14 @@ describe('MockManager sessions', () => {
     }
   });
 
-  it('drops a session after the inactivity timeout', async () => {
+  it('drops a session after the inactivity timeout', () => {
+    useFakeTimers();
     const peer = new Peer(newManager({ sessionTimeoutMs: 60 }));
     const idle = peer.start(WireMode.ModuleDelta, 2);
     const busy = peer.start(WireMode.ModuleDelta, 2);
-    await sleep(35);
+    vi.advanceTimersByTime(35);
     peer.upsert(busy, 0, 'a', DOC);
-    await sleep(35);
+    vi.advanceTimersByTime(35);
     // 70 ms after Start, 35 after its last message: only the idle one is gone.
     expect(peer.manager.sessionCount).toBe(1);
     expect(peer.manager.stats.sessionsTimedOut).toBe(1);
@@ -503,7 +504,7 @@ describe('MockManager sessions', () => {
     peer.upsert(idle, 1, 'b', DOC);
     peer.end(idle);
     expect(peer.take()).toEqual([]);
-    await sleep(80);
+    vi.advanceTimersByTime(60);
     expect(peer.manager.sessionCount).toBe(0);
     expect(peer.manager.stats.sessionsTimedOut).toBe(2);
   });

@@ -37,7 +37,7 @@ export type { EmptySessions } from './seed-front.js';
 export interface MockManagerOptions {
   /**
    * A session with no message for this long, in ms, is dropped without an answer (the real
-   * manager's is 20 minutes). Default 30000.
+   * manager drops one 20 to 30 minutes after its last message). Default 30000.
    */
   sessionTimeoutMs?: number;
   /**

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // agent-sync-mock-manager: a MockManager served over TCP, for agents in other
-// processes. Prints {"port":N,"httpPort":M} on one stdout line when ready.
+// processes. Prints {"port":N,"httpPort":M,"seed":S} on one stdout line when ready.
 import { parseArgs } from 'node:util';
+import { parseFaultRule } from '../testing/fault-rule-json.js';
+import { type FaultRule, MockManager } from '../testing/mock-manager.js';
 import { MockManagerServer } from '../testing/mock-manager-server.js';
 
 const USAGE = `Usage: agent-sync-mock-manager [options]
@@ -10,10 +12,22 @@ const USAGE = `Usage: agent-sync-mock-manager [options]
   --http-port N            TCP port of the HTTP endpoint (default 0: any free port)
   --host ADDRESS           address of both listeners (default 127.0.0.1)
   --session-timeout-ms N   drop sessions idle this long (default 30000)
+  --empty-sessions MODE    accept (default, 5.0 betas) or refuse (like build ad9475fb35:
+                           StartAck Error to every size-0 Start, ChecksumModule ignored)
+  --end-ack-delay-ms N     send EndAck N ms after a Full/Delta session is complete, like the
+                           real indexer's bulk flush (every ~20 s); default 0
+  --workers N              handle messages on N simulated workers, so a message may overtake
+                           up to N-1 earlier ones, like the real worker pool; default 1 (in order)
+  --drop-probability P     lose each agent message with probability P (0..1)
+  --fault JSON             inject a fault rule (repeatable), e.g.
+                           '{"type":"DataValue","seq":3,"action":"drop","times":"Infinity"}'
+  --seed N                 seed of the PRNG behind probabilities and workers (default random;
+                           the one used is printed on the first line)
   --verbose                log the manager's activity on stderr
   --help                   show this help
 
-HTTP: GET /health, GET /stats, GET /documents[?index=NAME&agent=ID]
+HTTP: GET /health, GET /stats, GET /documents[?index=NAME&agent=ID],
+      POST /faults (a fault rule as JSON), DELETE /faults, POST /reset
 Stops on SIGINT or SIGTERM.`;
 
 function integer(name: string, text: string | undefined, min: number, max: number): number {
@@ -25,6 +39,33 @@ function integer(name: string, text: string | undefined, min: number, max: numbe
   return value;
 }
 
+function probability(text: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !(value >= 0 && value <= 1)) {
+    throw new RangeError(`--drop-probability must be a number in 0..1, got '${text}'`);
+  }
+  return value;
+}
+
+function faultRule(text: string): FaultRule {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new RangeError(`--fault must be JSON: ${(error as Error).message}`);
+  }
+  try {
+    return parseFaultRule(json);
+  } catch (error) {
+    throw new RangeError(`--fault: ${(error as Error).message}`);
+  }
+}
+
+function emptySessions(text: string | undefined): 'accept' | 'refuse' | undefined {
+  if (text === undefined || text === 'accept' || text === 'refuse') return text;
+  throw new RangeError(`--empty-sessions must be accept or refuse, got '${text}'`);
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -32,6 +73,12 @@ async function main(): Promise<void> {
       'http-port': { type: 'string' },
       host: { type: 'string' },
       'session-timeout-ms': { type: 'string' },
+      'empty-sessions': { type: 'string' },
+      'end-ack-delay-ms': { type: 'string' },
+      workers: { type: 'string' },
+      'drop-probability': { type: 'string' },
+      fault: { type: 'string', multiple: true },
+      seed: { type: 'string' },
       verbose: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -44,18 +91,29 @@ async function main(): Promise<void> {
   const logger = values.verbose
     ? (level: string, message: string) => process.stderr.write(`${level} ${message}\n`)
     : undefined;
-  const timeout = values['session-timeout-ms'];
+  const optional = (name: keyof typeof values, min: number) => {
+    const text = values[name];
+    return typeof text === 'string' ? integer(name, text, min, Number.MAX_SAFE_INTEGER) : undefined;
+  };
+  const manager = new MockManager({
+    sessionTimeoutMs: optional('session-timeout-ms', 1),
+    emptySessions: emptySessions(values['empty-sessions']),
+    endAckDelayMs: optional('end-ack-delay-ms', 0),
+    workers: optional('workers', 1),
+    seed: values.seed === undefined ? undefined : integer('seed', values.seed, 0, 2 ** 32 - 1),
+    logger,
+  });
+  const drop = values['drop-probability'];
+  const rules = (values.fault ?? []).map(faultRule);
+  if (drop !== undefined) {
+    rules.push({ action: 'drop', probability: probability(drop), times: Number.POSITIVE_INFINITY });
+  }
+  for (const rule of rules) manager.inject(rule);
   const server = new MockManagerServer({
+    manager,
     host: values.host,
     port: integer('port', values.port, 0, 65535),
     httpPort: integer('http-port', values['http-port'], 0, 65535),
-    managerOptions: {
-      sessionTimeoutMs:
-        timeout === undefined
-          ? undefined
-          : integer('session-timeout-ms', timeout, 1, Number.MAX_SAFE_INTEGER),
-      logger,
-    },
     logger,
   });
   // Handlers go in before the ports line: a caller may signal as soon as it reads it.
@@ -70,6 +128,8 @@ async function main(): Promise<void> {
     starting
       .catch(() => {})
       .then(() => server.close())
+      // The server leaves a manager it was given open.
+      .then(() => manager.close())
       .then(
         () => {
           process.exitCode = 0;
@@ -83,7 +143,9 @@ async function main(): Promise<void> {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   const { port, httpPort } = await starting;
-  if (!stopping) process.stdout.write(`${JSON.stringify({ port, httpPort })}\n`);
+  if (!stopping) {
+    process.stdout.write(`${JSON.stringify({ port, httpPort, seed: manager.seed })}\n`);
+  }
 }
 
 main().catch((error: unknown) => {

@@ -14,8 +14,15 @@ import {
   parseQueueMessage,
   syncPrefix,
 } from '../transports/stream-framing.js';
-import { MockManager, type MockManagerOptions, type ReplyFunction } from './mock-manager.js';
+import { parseFaultRule } from './fault-rule-json.js';
+import {
+  type FaultRule,
+  MockManager,
+  type MockManagerOptions,
+  type ReplyFunction,
+} from './mock-manager.js';
 
+/** Options of {@link MockManagerServer}; every one is optional. */
 export interface MockManagerServerOptions {
   /** The manager to serve; it stays the caller's (`close()` leaves it open). Default: a new one. */
   manager?: MockManager;
@@ -29,14 +36,20 @@ export interface MockManagerServerOptions {
   httpPort?: number;
   /** Largest frame accepted from an agent; a longer one closes its connection. Default 65536 + 256. */
   maxFrameBytes?: number;
-  /** Default: silent. */
+  /**
+   * Where the server logs listening, dropped connections and injected faults, each message
+   * prefixed `mock-manager-server: ` (the manager logs through its own `logger`). Default: silent.
+   */
   logger?: Logger;
 }
 
 /** Where a started server listens. */
 export interface MockManagerServerAddress {
+  /** The address both listeners are bound to. */
   host: string;
+  /** TCP port of the protocol listener (give it to `TcpTransport`). */
   port: number;
+  /** TCP port of the HTTP endpoint. */
   httpPort: number;
 }
 
@@ -53,82 +66,118 @@ interface Connection {
  * A {@link MockManager} served over TCP (the framing of the `TcpTransport`:
  * 4-byte little-endian length, then `s:<module>:<bytes>` in and
  * `<module>_sync <bytes>` out), plus a small JSON endpoint over HTTP for
- * tests in other processes: `GET /documents[?index=&agent=]`, `GET /stats`,
- * `GET /health`. Each answer goes to the connection that started the session.
+ * tests in other processes:
+ * - `GET /health`: `{"status":"ok"}`.
+ * - `GET /stats`: {@link MockManager.stats} plus `sessionCount` and `connections`.
+ * - `GET /documents[?index=NAME&agent=ID]`: the stored documents.
+ * - `POST /faults` with a {@link FaultRule} as JSON body (`seq` a number or decimal string,
+ *   `times` a number or "Infinity"): injects it; 201, or 400 saying which field is wrong.
+ * - `DELETE /faults`: removes every rule.
+ * - `POST /reset`: {@link MockManager.reset} (documents, faults, forced statuses, counters).
+ *
+ * Each answer goes to the connection that started the session.
  *
  * Also available as the `agent-sync-mock-manager` command.
+ *
+ * @example
+ * ```ts
+ * const server = new MockManagerServer({ managerOptions: { endAckDelayMs: 100 } });
+ * const { port, httpPort } = await server.start();
+ * const transport = new TcpTransport({ port });
+ * // ... sync, then from anywhere:
+ * await fetch(`http://127.0.0.1:${httpPort}/faults`, {
+ *   method: 'POST',
+ *   body: JSON.stringify({ type: 'DataValue', action: 'drop', probability: 0.1, times: 'Infinity' }),
+ * });
+ * await server.close();
+ * ```
  */
 export class MockManagerServer {
+  /** The manager served: a test in the same process can script it directly. */
   readonly manager: MockManager;
-  private readonly ownsManager: boolean;
-  private readonly host: string;
-  private readonly requestedPort: number;
-  private readonly requestedHttpPort: number;
-  private readonly maxFrameBytes: number;
-  private readonly log: LogFunction;
-  private readonly connections = new Set<Connection>();
-  private readonly prefixes = new Map<string, Uint8Array>();
-  private tcp: Server | undefined;
-  private http: ReturnType<typeof createHttpServer> | undefined;
-  private address: MockManagerServerAddress | undefined;
-  private starting: Promise<MockManagerServerAddress> | undefined;
-  private closed = false;
+  readonly #ownsManager: boolean;
+  readonly #host: string;
+  readonly #requestedPort: number;
+  readonly #requestedHttpPort: number;
+  readonly #maxFrameBytes: number;
+  readonly #log: LogFunction;
+  readonly #connections = new Set<Connection>();
+  readonly #prefixes = new Map<string, Uint8Array>();
+  #tcp: Server | undefined;
+  #http: ReturnType<typeof createHttpServer> | undefined;
+  #address: MockManagerServerAddress | undefined;
+  #starting: Promise<MockManagerServerAddress> | undefined;
+  #closed = false;
 
+  /** Nothing listens until {@link start}. */
   constructor(options: MockManagerServerOptions = {}) {
-    this.ownsManager = options.manager === undefined;
+    this.#ownsManager = options.manager === undefined;
     this.manager = options.manager ?? new MockManager(options.managerOptions);
-    this.host = options.host ?? '127.0.0.1';
-    this.requestedPort = options.port ?? 0;
-    this.requestedHttpPort = options.httpPort ?? 0;
-    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-    this.log = toLogFunction(options.logger, 'mock-manager-server: ');
+    this.#host = options.host ?? '127.0.0.1';
+    this.#requestedPort = options.port ?? 0;
+    this.#requestedHttpPort = options.httpPort ?? 0;
+    this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.#log = toLogFunction(options.logger, 'mock-manager-server: ');
   }
 
-  /** Open both listeners; resolves with the ports actually bound. */
+  /**
+   * Open both listeners; resolves with the ports actually bound. Calling it again returns the
+   * same promise.
+   *
+   * @throws Error (rejects) when the server is closed, or a port cannot be bound (EADDRINUSE...).
+   */
   start(): Promise<MockManagerServerAddress> {
-    if (this.closed) return Promise.reject(new Error('MockManagerServer is closed'));
-    this.starting ??= this.open().catch((error: unknown) => {
-      this.starting = undefined;
+    if (this.#closed) return Promise.reject(new Error('MockManagerServer is closed'));
+    this.#starting ??= this.#open().catch((error: unknown) => {
+      this.#starting = undefined;
       throw error;
     });
-    return this.starting;
+    return this.#starting;
   }
 
-  private async open(): Promise<MockManagerServerAddress> {
-    const tcp = createServer((socket) => this.accept(socket));
-    const http = createHttpServer((request, response) => this.handle(request, response));
+  async #open(): Promise<MockManagerServerAddress> {
+    const tcp = createServer((socket) => this.#accept(socket));
+    const http = createHttpServer((request, response) => this.#handle(request, response));
     try {
-      const port = await listen(tcp, this.requestedPort, this.host);
-      const httpPort = await listen(http, this.requestedHttpPort, this.host);
-      this.tcp = tcp;
-      this.http = http;
-      this.address = { host: this.host, port, httpPort };
+      const port = await listen(tcp, this.#requestedPort, this.#host);
+      const httpPort = await listen(http, this.#requestedHttpPort, this.#host);
+      this.#tcp = tcp;
+      this.#http = http;
+      this.#address = { host: this.#host, port, httpPort };
     } catch (error) {
       tcp.close();
       http.close();
       throw error;
     }
-    tcp.on('error', (error) => this.log('error', `server error: ${error.message}`));
-    this.log(
+    tcp.on('error', (error) => this.#log('error', `server error: ${error.message}`));
+    this.#log(
       'info',
-      `listening on ${this.host}:${this.address.port}, HTTP ${this.address.httpPort}`,
+      `listening on ${this.#host}:${this.#address.port}, HTTP ${this.#address.httpPort}`,
     );
-    return this.address;
+    return this.#address;
   }
 
-  /** TCP port of the protocol listener (after `start()`). */
+  /**
+   * TCP port of the protocol listener.
+   *
+   * @throws Error before `start()` resolved or after `close()`.
+   */
   get port(): number {
-    return this.started().port;
+    return this.#started().port;
   }
 
-  /** TCP port of the HTTP endpoint (after `start()`). */
+  /**
+   * TCP port of the HTTP endpoint.
+   *
+   * @throws Error before `start()` resolved or after `close()`.
+   */
   get httpPort(): number {
-    return this.started().httpPort;
+    return this.#started().httpPort;
   }
 
   /** Open agent connections. */
   get connectionCount(): number {
-    return this.connections.size;
+    return this.#connections.size;
   }
 
   /**
@@ -138,15 +187,16 @@ export class MockManagerServer {
    * serve the same manager).
    */
   async close(): Promise<void> {
-    this.closed = true;
-    await this.starting?.catch(() => {});
-    this.starting = undefined;
-    const { tcp, http } = this;
-    this.tcp = undefined;
-    this.http = undefined;
-    this.address = undefined;
-    for (const connection of this.connections) connection.socket.destroy();
-    this.connections.clear();
+    this.#closed = true;
+    await this.#starting?.catch(() => {});
+    this.#starting = undefined;
+    const tcp = this.#tcp;
+    const http = this.#http;
+    this.#tcp = undefined;
+    this.#http = undefined;
+    this.#address = undefined;
+    for (const connection of this.#connections) connection.socket.destroy();
+    this.#connections.clear();
     const closing: Promise<void>[] = [];
     if (tcp) closing.push(new Promise((resolve) => tcp.close(() => resolve())));
     if (http) {
@@ -154,89 +204,167 @@ export class MockManagerServer {
       closing.push(new Promise((resolve) => http.close(() => resolve())));
     }
     await Promise.all(closing);
-    if (this.ownsManager) await this.manager.close();
+    if (this.#ownsManager) await this.manager.close();
   }
 
-  private started(): MockManagerServerAddress {
-    if (!this.address) throw new Error('MockManagerServer is not started');
-    return this.address;
+  #started(): MockManagerServerAddress {
+    if (!this.#address) throw new Error('MockManagerServer is not started');
+    return this.#address;
   }
 
-  private accept(socket: Socket): void {
+  #accept(socket: Socket): void {
     const connection: Connection = { socket, replies: new Map() };
-    this.connections.add(connection);
+    this.#connections.add(connection);
     socket.setNoDelay(true);
-    const reader = new FrameReader(this.maxFrameBytes);
-    const onFrame = (payload: Buffer) => this.receive(connection, payload);
+    const reader = new FrameReader(this.#maxFrameBytes);
+    const onFrame = (payload: Buffer) => this.#receive(connection, payload);
     socket.on('data', (chunk: Buffer) => {
       const oversized = reader.push(chunk, onFrame);
       if (oversized !== undefined) {
-        this.log('warn', `frame of ${oversized} bytes from an agent: connection closed`);
+        this.#log('warn', `frame of ${oversized} bytes from an agent: connection closed`);
         socket.destroy();
       }
     });
-    socket.on('error', (error) => this.log('debug', `connection error: ${error.message}`));
-    socket.on('close', () => this.connections.delete(connection));
+    socket.on('error', (error) => this.#log('debug', `connection error: ${error.message}`));
+    socket.on('close', () => this.#connections.delete(connection));
   }
 
-  private receive(connection: Connection, payload: Buffer): void {
+  #receive(connection: Connection, payload: Buffer): void {
     const parsed = parseQueueMessage(payload);
     if (parsed === undefined) {
-      this.log('warn', `ignored a frame of ${payload.length} bytes without an s:<module>: header`);
+      this.#log('warn', `ignored a frame of ${payload.length} bytes without an s:<module>: header`);
       return;
     }
     const { moduleName, message } = parsed;
     let reply = connection.replies.get(moduleName);
     if (reply === undefined) {
-      reply = (response) => this.respond(connection.socket, moduleName, response);
+      reply = (response) => this.#respond(connection.socket, moduleName, response);
       connection.replies.set(moduleName, reply);
     }
     this.manager.receive(message, moduleName, reply);
   }
 
-  private respond(socket: Socket, moduleName: string, response: Uint8Array): void {
+  #respond(socket: Socket, moduleName: string, response: Uint8Array): void {
     if (socket.destroyed || !socket.writable) return;
     if (socket.writableLength > MAX_UNSENT_BYTES) {
-      this.log('warn', `agent of '${moduleName}' does not read its answers: connection closed`);
+      this.#log('warn', `agent of '${moduleName}' does not read its answers: connection closed`);
       socket.destroy();
       return;
     }
-    let prefix = this.prefixes.get(moduleName);
+    let prefix = this.#prefixes.get(moduleName);
     if (prefix === undefined) {
       prefix = syncPrefix(moduleName);
-      this.prefixes.set(moduleName, prefix);
+      this.#prefixes.set(moduleName, prefix);
     }
     socket.write(encodeFrame(prefix, response));
   }
 
-  private handle(request: IncomingMessage, response: ServerResponse): void {
+  #handle(request: IncomingMessage, response: ServerResponse): void {
     const url = new URL(request.url ?? '/', 'http://localhost');
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      sendJson(response, 405, { error: 'method not allowed' });
+    const route = ROUTES[url.pathname];
+    if (route === undefined) {
+      sendJson(response, 404, { error: `no such endpoint: ${url.pathname}` });
       return;
     }
-    switch (url.pathname) {
-      case '/health':
+    const method = request.method === 'HEAD' ? 'GET' : (request.method ?? 'GET');
+    if (!route.includes(method)) {
+      response.setHeader('allow', route.join(', '));
+      sendJson(response, 405, { error: `${url.pathname} takes ${route.join(' or ')}` });
+      return;
+    }
+    if (method !== 'POST') {
+      this.#answer(method, url, undefined, response);
+      return;
+    }
+    readBody(request).then(
+      (body) => this.#answer(method, url, body, response),
+      (error: unknown) =>
+        sendJson(response, error instanceof BodyTooLarge ? 413 : 400, {
+          error: error instanceof Error ? error.message : String(error),
+        }),
+    );
+  }
+
+  /** `body`: the parsed JSON of a POST (undefined when empty). */
+  #answer(method: string, url: URL, body: unknown, response: ServerResponse): void {
+    const manager = this.manager;
+    switch (`${method} ${url.pathname}`) {
+      case 'GET /health':
         sendJson(response, 200, { status: 'ok' });
         return;
-      case '/stats':
+      case 'GET /stats':
         sendJson(response, 200, {
-          ...this.manager.stats,
-          sessionCount: this.manager.sessionCount,
-          connections: this.connections.size,
+          ...manager.stats,
+          sessionCount: manager.sessionCount,
+          connections: this.#connections.size,
         });
         return;
-      case '/documents': {
+      case 'GET /documents': {
         const index = url.searchParams.get('index') ?? undefined;
         const agent = url.searchParams.get('agent');
-        let documents = this.manager.documents(index);
+        let documents = manager.documents(index);
         if (agent !== null) documents = documents.filter((doc) => doc.agentId === agent);
         sendJson(response, 200, documents);
         return;
       }
-      default:
-        sendJson(response, 404, { error: `no such endpoint: ${url.pathname}` });
+      case 'POST /faults': {
+        let rule: FaultRule;
+        try {
+          rule = parseFaultRule(body);
+        } catch (error) {
+          sendJson(response, 400, { error: (error as Error).message });
+          return;
+        }
+        manager.inject(rule);
+        this.#log('info', `fault injected: ${JSON.stringify(body)}`);
+        sendJson(response, 201, { status: 'ok' });
+        return;
+      }
+      case 'DELETE /faults':
+        manager.clearFaults();
+        sendJson(response, 200, { status: 'ok' });
+        return;
+      case 'POST /reset':
+        if (body !== undefined) {
+          sendJson(response, 400, { error: '/reset takes no body' });
+          return;
+        }
+        manager.reset();
+        sendJson(response, 200, { status: 'ok' });
+        return;
     }
+  }
+}
+
+/** The endpoints and the methods each takes (HEAD goes with GET). */
+const ROUTES: Record<string, string[] | undefined> = {
+  '/health': ['GET'],
+  '/stats': ['GET'],
+  '/documents': ['GET'],
+  '/faults': ['POST', 'DELETE'],
+  '/reset': ['POST'],
+};
+
+/** A fault rule is a few hundred bytes; anything near this is a mistake. */
+const MAX_BODY_BYTES = 64 * 1024;
+
+class BodyTooLarge extends Error {}
+
+/** The request body parsed as JSON; undefined when empty. Rejects with a message for a 400. */
+async function readBody(request: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    length += chunk.length;
+    if (length > MAX_BODY_BYTES) throw new BodyTooLarge(`body above ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new Error(`body is not JSON: ${(error as Error).message}`);
   }
 }
 

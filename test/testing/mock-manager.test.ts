@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Builder } from 'flatbuffers';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { LogLevel } from '../../src/interfaces/logger.js';
 import {
   computeIndexChecksum,
@@ -34,6 +34,17 @@ function newManager(options: MockManagerOptions = {}): MockManager {
   const manager = new MockManager({ responseDelivery: 'sync', ...options });
   managers.push(manager);
   return manager;
+}
+
+/** A document the manager stores intact: an object with a member. */
+const DOC = { v: 1 };
+
+/** Fake timers for this test: what a delay does no longer depends on the machine's load. */
+function useFakeTimers(): void {
+  vi.useFakeTimers();
+  onTestFinished(() => {
+    vi.useRealTimers();
+  });
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -164,6 +175,45 @@ describe('MockManager sessions', () => {
     expect(peer.manager.sessionCount).toBe(1);
   });
 
+  it('accepts size 0 in the modes without data by default (later 5.0 betas)', () => {
+    const peer = new Peer(newManager());
+    for (const mode of [
+      WireMode.ModuleCheck,
+      WireMode.MetadataDelta,
+      WireMode.MetadataCheck,
+      WireMode.GroupDelta,
+      WireMode.GroupCheck,
+    ]) {
+      expect(peer.startRaw(mode, 0, [])).toMatchObject({ type: 'StartAck', status: Status.Ok });
+    }
+  });
+
+  it("emptySessions 'refuse' answers every size-0 Start Error and ignores ChecksumModule (ad9475fb35)", () => {
+    const peer = new Peer(newManager({ emptySessions: 'refuse' }));
+    for (const mode of [
+      WireMode.ModuleFull,
+      WireMode.ModuleDelta,
+      WireMode.ModuleCheck,
+      WireMode.MetadataDelta,
+      WireMode.MetadataCheck,
+      WireMode.GroupDelta,
+      WireMode.GroupCheck,
+    ]) {
+      expect(peer.startRaw(mode, 0, [])).toEqual({
+        type: 'StartAck',
+        status: Status.Error,
+        session: 0n,
+      });
+    }
+    expect(peer.manager.sessionCount).toBe(0);
+    // Sessions with data are unaffected, and a ChecksumModule is an unknown message there.
+    expect(peer.sync(WireMode.ModuleDelta, [['a', DOC]])).toMatchObject([{ status: Status.Ok }]);
+    const session = peer.start(WireMode.ModuleCheck, 1);
+    peer.send(enc.checksumModule(session, 'idx', 'f00d'));
+    expect(peer.manager.stats.invalidMessages).toBe(1);
+    expect(() => newManager({ emptySessions: 'never' as 'refuse' })).toThrow(RangeError);
+  });
+
   it('answers Offline while the indexer is unavailable', () => {
     const peer = new Peer(newManager());
     peer.manager.setIndexerAvailable(false);
@@ -232,12 +282,12 @@ describe('MockManager sessions', () => {
     const a2 = new Peer(manager, 'syscollector', '002');
     const fim = new Peer(manager, 'fim', '001');
     a1.sync(WireMode.ModuleFull, [
-      ['x', {}],
-      ['y', {}],
+      ['x', DOC],
+      ['y', DOC],
     ]);
-    a2.sync(WireMode.ModuleFull, [['x', {}]]);
-    fim.sync(WireMode.ModuleFull, [['f', {}]], 'files');
-    a1.sync(WireMode.ModuleFull, [['z', {}]], 'other');
+    a2.sync(WireMode.ModuleFull, [['x', DOC]]);
+    fim.sync(WireMode.ModuleFull, [['f', DOC]], 'files');
+    a1.sync(WireMode.ModuleFull, [['z', DOC]], 'other');
     expect(docIds(manager)).toEqual(['001_f', '001_z', '002_x']);
     expect(docIds(manager, 'idx')).toEqual(['002_x']);
   });
@@ -270,7 +320,7 @@ describe('MockManager sessions', () => {
     peer.end(empty);
     expect(peer.take()).toEqual([{ type: 'ReqRet', session: empty, ranges: [range(0, 4)] }]);
     const tail = peer.start(WireMode.ModuleDelta, 5);
-    peer.upsert(tail, 0, 'a', {});
+    peer.upsert(tail, 0, 'a', DOC);
     peer.end(tail);
     expect(peer.take()).toEqual([{ type: 'ReqRet', session: tail, ranges: [range(1, 4)] }]);
   });
@@ -278,13 +328,13 @@ describe('MockManager sessions', () => {
   it('ignores messages for unknown sessions and seqs beyond the size', () => {
     const messages: string[] = [];
     const peer = new Peer(newManager({ logger: (_level, message) => messages.push(message) }));
-    peer.upsert(123n, 0, 'a', {});
+    peer.upsert(123n, 0, 'a', DOC);
     peer.send(enc.checksumModule(123n, 'idx', 'x'));
     peer.end(123n);
     const session = peer.start(WireMode.ModuleDelta, 1);
-    peer.upsert(session, 1, 'beyond', {});
-    peer.upsert(session, 2 ** 40, 'far', {});
-    peer.upsert(session, 0, 'a', {});
+    peer.upsert(session, 1, 'beyond', DOC);
+    peer.upsert(session, 2 ** 40, 'far', DOC);
+    peer.upsert(session, 0, 'a', DOC);
     peer.end(session);
     expect(peer.take()).toEqual([{ type: 'EndAck', status: Status.Ok, session }]);
     expect(docIds(peer.manager)).toEqual(['001_a']);
@@ -304,7 +354,7 @@ describe('MockManager sessions', () => {
 
   it('fails the session on an invalid JSON document, applying nothing', () => {
     const peer = new Peer(newManager());
-    peer.sync(WireMode.ModuleFull, [['keep', {}]]);
+    peer.sync(WireMode.ModuleFull, [['keep', DOC]]);
     const session = peer.start(WireMode.ModuleFull, 2);
     peer.upsert(session, 0, 'a', { ok: true });
     peer.upsert(session, 1, 'b', '{not json');
@@ -312,6 +362,41 @@ describe('MockManager sessions', () => {
     expect(peer.take()).toEqual([{ type: 'EndAck', status: Status.Error, session }]);
     expect(docIds(peer.manager)).toEqual(['001_keep']);
     expect(peer.manager.stats.sessionsFailed).toBe(1);
+  });
+
+  // The real manager writes `{"agent":…,"wazuh":…,` and then the document without its first
+  // byte: these come out broken, the indexer drops them one by one, yet it answers EndAck Ok.
+  it.each([
+    ['an empty object', '{}'],
+    ['an empty object with blanks inside', '{ \n}'],
+    ['leading whitespace', ' {"a":1}'],
+    ['an array', '[1]'],
+    ['a number', '42'],
+    ['null', 'null'],
+    ['a string', '"{\\"a\\":1}"'],
+  ])('fails the session on a document the real manager would corrupt: %s', (_, data) => {
+    const logs: string[] = [];
+    const peer = new Peer(newManager({ logger: (_level, message) => logs.push(message) }));
+    peer.sync(WireMode.ModuleFull, [['keep', DOC]]);
+    const session = peer.start(WireMode.ModuleDelta, 2);
+    peer.upsert(session, 0, 'a', { ok: true });
+    peer.upsert(session, 1, 'b', data);
+    peer.end(session);
+    expect(peer.take()).toEqual([{ type: 'EndAck', status: Status.Error, session }]);
+    expect(docIds(peer.manager)).toEqual(['001_keep']);
+    expect(peer.manager.stats.sessionsFailed).toBe(1);
+    expect(logs.join('\n')).toMatch(/seq 1 refused: the manager would corrupt this document/);
+  });
+
+  it('stores objects with a member whatever follows the first byte', () => {
+    const peer = new Peer(newManager());
+    const docs = ['{"a":1}', '{ "a": [] }', '{"a":{}} \n', '{"\\u00e9":null}'];
+    const answers = peer.sync(
+      WireMode.ModuleDelta,
+      docs.map((doc, i): [string, unknown] => [`d${i}`, doc]),
+    );
+    expect(answers).toMatchObject([{ type: 'EndAck', status: Status.Ok }]);
+    expect(peer.manager.documentCount()).toBe(docs.length);
   });
 
   it('fails the session on invalid UTF-8 in a document', () => {
@@ -325,22 +410,22 @@ describe('MockManager sessions', () => {
 
   it('leaves the index untouched when indexing fails, then recovers', () => {
     const peer = new Peer(newManager());
-    peer.sync(WireMode.ModuleFull, [['old', {}]]);
+    peer.sync(WireMode.ModuleFull, [['old', DOC]]);
     peer.manager.failIndexing(2);
     for (let i = 0; i < 2; i++) {
-      expect(peer.sync(WireMode.ModuleFull, [['new', {}]])).toMatchObject([
+      expect(peer.sync(WireMode.ModuleFull, [['new', DOC]])).toMatchObject([
         { type: 'EndAck', status: Status.Error },
       ]);
       expect(docIds(peer.manager)).toEqual(['001_old']);
     }
-    expect(peer.sync(WireMode.ModuleFull, [['new', {}]])).toMatchObject([{ status: Status.Ok }]);
+    expect(peer.sync(WireMode.ModuleFull, [['new', DOC]])).toMatchObject([{ status: Status.Ok }]);
     expect(docIds(peer.manager)).toEqual(['001_new']);
   });
 
   it('fails indexing when the indexer goes away during a session', () => {
     const peer = new Peer(newManager());
     const session = peer.start(WireMode.ModuleDelta, 1);
-    peer.upsert(session, 0, 'a', {});
+    peer.upsert(session, 0, 'a', DOC);
     peer.manager.setIndexerAvailable(false);
     peer.end(session);
     expect(peer.take()).toMatchObject([{ type: 'EndAck', status: Status.Error }]);
@@ -351,11 +436,11 @@ describe('MockManager sessions', () => {
     const manager = newManager();
     const a1 = new Peer(manager, 'syscollector', '001');
     const a2 = new Peer(manager, 'syscollector', '002');
-    a1.sync(WireMode.ModuleFull, [['x', {}]]);
-    a2.sync(WireMode.ModuleFull, [['x', {}]]);
+    a1.sync(WireMode.ModuleFull, [['x', DOC]]);
+    a2.sync(WireMode.ModuleFull, [['x', DOC]]);
     const session = a1.start(WireMode.ModuleDelta, 2);
     a1.send(enc.dataClean(0n, session, 'idx'));
-    a1.upsert(session, 1, 'y', {});
+    a1.upsert(session, 1, 'y', DOC);
     a1.end(session);
     expect(a1.take()).toMatchObject([{ type: 'EndAck', status: Status.Ok }]);
     expect(docIds(manager)).toEqual(['001_y', '002_x']);
@@ -404,23 +489,99 @@ describe('MockManager sessions', () => {
     }
   });
 
-  it('drops a session after the inactivity timeout', async () => {
+  it('drops a session after the inactivity timeout', () => {
+    useFakeTimers();
     const peer = new Peer(newManager({ sessionTimeoutMs: 60 }));
     const idle = peer.start(WireMode.ModuleDelta, 2);
     const busy = peer.start(WireMode.ModuleDelta, 2);
-    await sleep(35);
-    peer.upsert(busy, 0, 'a', {});
-    await sleep(35);
+    vi.advanceTimersByTime(35);
+    peer.upsert(busy, 0, 'a', DOC);
+    vi.advanceTimersByTime(35);
     // 70 ms after Start, 35 after its last message: only the idle one is gone.
     expect(peer.manager.sessionCount).toBe(1);
     expect(peer.manager.stats.sessionsTimedOut).toBe(1);
-    peer.upsert(idle, 0, 'a', {});
-    peer.upsert(idle, 1, 'b', {});
+    peer.upsert(idle, 0, 'a', DOC);
+    peer.upsert(idle, 1, 'b', DOC);
     peer.end(idle);
     expect(peer.take()).toEqual([]);
-    await sleep(80);
+    vi.advanceTimersByTime(60);
     expect(peer.manager.sessionCount).toBe(0);
     expect(peer.manager.stats.sessionsTimedOut).toBe(2);
+  });
+});
+
+describe('MockManager timing like the real one', () => {
+  it('endAckDelayMs: documents and EndAck come after the flush; an End meanwhile is ignored', () => {
+    useFakeTimers();
+    const peer = new Peer(newManager({ endAckDelayMs: 30 }));
+    const session = peer.start(WireMode.ModuleDelta, 2);
+    peer.upsert(session, 0, 'a', DOC);
+    peer.upsert(session, 1, 'b', DOC);
+    peer.end(session);
+    peer.end(session); // already being indexed: no ReqRet, no EndAck (agentSession.hpp handleEnd)
+    vi.advanceTimersByTime(29);
+    expect(peer.take()).toEqual([]);
+    expect(peer.manager.documentCount()).toBe(0);
+    vi.advanceTimersByTime(1);
+    expect(peer.take()).toEqual([{ type: 'EndAck', status: Status.Ok, session }]);
+    expect(docIds(peer.manager)).toEqual(['001_a', '001_b']);
+    expect(peer.manager.sessionCount).toBe(0);
+  });
+
+  it('endAckDelayMs: an item retransmitted during the flush indexes again, with a second EndAck', () => {
+    useFakeTimers();
+    const peer = new Peer(newManager({ endAckDelayMs: 30 }));
+    const session = peer.start(WireMode.ModuleDelta, 2);
+    peer.upsert(session, 0, 'a', DOC);
+    peer.upsert(session, 1, 'b', DOC);
+    peer.end(session);
+    vi.advanceTimersByTime(10);
+    peer.upsert(session, 1, 'b', { v: 2 }); // agentSession.hpp handleData: queued for indexing again
+    vi.advanceTimersByTime(40);
+    const ack = { type: 'EndAck', status: Status.Ok, session };
+    expect(peer.take()).toEqual([ack, ack]);
+    expect(peer.manager.documents().find((d) => d.itemId === 'b')?.data).toEqual({ v: 2 });
+    expect(peer.manager.stats).toMatchObject({ sessionsCompleted: 1, endAcksRepeated: 1 });
+    // After the flush answered, the session is gone: later copies are ignored.
+    peer.upsert(session, 1, 'b', { v: 3 });
+    vi.advanceTimersByTime(100);
+    expect(peer.take()).toEqual([]);
+  });
+
+  it('endAckDelayMs: a refused session is answered Error at once', () => {
+    const peer = new Peer(newManager({ endAckDelayMs: 1000 }));
+    const session = peer.start(WireMode.ModuleDelta, 1);
+    peer.upsert(session, 0, 'a', '[1]');
+    peer.end(session);
+    expect(peer.take()).toEqual([{ type: 'EndAck', status: Status.Error, session }]);
+  });
+
+  it('workers: an End may be handled before the last DataValues, giving a ReqRet for them', async () => {
+    const orders = new Set<string>();
+    for (let seed = 1; seed <= 12; seed++) {
+      const peer = new Peer(newManager({ workers: 3, seed }));
+      peer.send(
+        enc.start({ mode: WireMode.ModuleDelta, size: 4n, index: ['idx'], agentid: '001' }),
+      );
+      await sleep(15);
+      const [ack] = peer.take();
+      const session = (ack as { session: bigint }).session;
+      for (let seq = 0; seq < 4; seq++) peer.upsert(session, seq, `i${seq}`, DOC);
+      peer.end(session);
+      await sleep(15);
+      const answers = peer.take();
+      // In any order, the session completes with every item.
+      expect(answers.at(-1)).toEqual({ type: 'EndAck', status: Status.Ok, session });
+      expect(peer.manager.documentCount()).toBe(4);
+      orders.add(answers.map((a) => a.type).join(','));
+    }
+    expect(orders).toEqual(new Set(['EndAck', 'ReqRet,EndAck']));
+  });
+
+  it('rejects bad timing options', () => {
+    expect(() => newManager({ endAckDelayMs: -1 })).toThrow(RangeError);
+    expect(() => newManager({ workers: 0 })).toThrow(RangeError);
+    expect(() => newManager({ workers: 1.5 })).toThrow(RangeError);
   });
 });
 
@@ -429,11 +590,11 @@ describe('MockManager faults', () => {
     const peer = new Peer(newManager());
     peer.manager.inject({ type: 'DataValue', seq: 1, action: 'drop' });
     const session = peer.start(WireMode.ModuleDelta, 3);
-    for (let seq = 0; seq < 3; seq++) peer.upsert(session, seq, `i${seq}`, {});
+    for (let seq = 0; seq < 3; seq++) peer.upsert(session, seq, `i${seq}`, DOC);
     peer.end(session);
     expect(peer.take()).toEqual([{ type: 'ReqRet', session, ranges: [range(1, 1)] }]);
     // The rule affected one message only.
-    peer.upsert(session, 1, 'i1', {});
+    peer.upsert(session, 1, 'i1', DOC);
     expect(peer.take()).toMatchObject([{ type: 'EndAck', status: Status.Ok }]);
     expect(peer.manager.stats.faults.dropped).toBe(1);
   });
@@ -467,7 +628,7 @@ describe('MockManager faults', () => {
     const peer = new Peer(newManager());
     peer.manager.inject({ seq: (seq) => seq % 2n === 1n, action: 'drop', times: Infinity });
     const session = peer.start(WireMode.ModuleDelta, 6);
-    for (let seq = 0; seq < 6; seq++) peer.upsert(session, seq, `i${seq}`, {});
+    for (let seq = 0; seq < 6; seq++) peer.upsert(session, seq, `i${seq}`, DOC);
     peer.end(session);
     expect(peer.take()).toEqual([
       { type: 'ReqRet', session, ranges: [range(1, 1), range(3, 3), range(5, 5)] },
@@ -481,7 +642,7 @@ describe('MockManager faults', () => {
       expect(peer.manager.seed).toBe(seed);
       peer.manager.inject({ type: 'DataValue', action: 'drop', probability: 0.5, times: Infinity });
       const session = peer.start(WireMode.ModuleDelta, 200);
-      for (let seq = 0; seq < 200; seq++) peer.upsert(session, seq, `i${seq}`, {});
+      for (let seq = 0; seq < 200; seq++) peer.upsert(session, seq, `i${seq}`, DOC);
       peer.end(session);
       const reqRet = peer.take()[0] as { ranges: SeqRange[] };
       return reqRet.ranges.map((r) => Number(r.begin));
@@ -499,7 +660,7 @@ describe('MockManager faults', () => {
     peer.manager.inject({ type: 'DataValue', action: 'duplicate' });
     peer.manager.inject({ direction: 'to-agent', type: 'EndAck', action: 'duplicate' });
     const session = peer.start(WireMode.ModuleDelta, 1);
-    peer.upsert(session, 0, 'a', {});
+    peer.upsert(session, 0, 'a', DOC);
     peer.end(session);
     const ack = { type: 'EndAck', status: Status.Ok, session };
     expect(peer.take()).toEqual([ack, ack]);
@@ -510,21 +671,24 @@ describe('MockManager faults', () => {
     });
   });
 
-  it('delay: to-manager and to-agent messages arrive later', async () => {
+  it('delay: to-manager and to-agent messages arrive later', () => {
+    useFakeTimers();
     const peer = new Peer(newManager());
     peer.manager.inject({ type: 'End', action: 'delay', delayMs: 20 });
     peer.manager.inject({ direction: 'to-agent', type: 'EndAck', action: 'delay', delayMs: 20 });
     const session = peer.start(WireMode.ModuleDelta, 1);
-    peer.upsert(session, 0, 'a', {});
+    peer.upsert(session, 0, 'a', DOC);
     const end = enc.end(session);
     peer.send(end);
     // The sender reuses its buffer: the manager must have kept a copy.
     end.fill(0);
+    vi.advanceTimersByTime(19);
     expect(peer.manager.documents()).toEqual([]);
-    await sleep(30);
+    vi.advanceTimersByTime(1);
     expect(peer.manager.documents()).toHaveLength(1);
+    vi.advanceTimersByTime(19);
     expect(peer.take()).toEqual([]);
-    await sleep(30);
+    vi.advanceTimersByTime(1);
     expect(peer.take()).toEqual([{ type: 'EndAck', status: Status.Ok, session }]);
     expect(peer.manager.stats.faults.delayed).toBe(2);
   });
@@ -534,7 +698,7 @@ describe('MockManager faults', () => {
     peer.manager.inject({ type: 'DataValue', seq: 0, action: 'reorder' });
     const session = peer.start(WireMode.ModuleDelta, 2);
     peer.upsert(session, 0, 'a', { v: 'first' });
-    peer.upsert(session, 1, 'b', {});
+    peer.upsert(session, 1, 'b', DOC);
     peer.end(session);
     expect(peer.take()).toMatchObject([{ type: 'EndAck', status: Status.Ok }]);
     expect(peer.manager.stats.faults.reordered).toBe(1);
@@ -544,7 +708,7 @@ describe('MockManager faults', () => {
     const late = peer.start(WireMode.ModuleDelta, 1);
     peer.end(late);
     expect(peer.take()).toEqual([]);
-    peer.upsert(late, 0, 'c', {});
+    peer.upsert(late, 0, 'c', DOC);
     expect(peer.take()).toMatchObject([{ type: 'EndAck', status: Status.Ok, session: late }]);
     expect(peer.manager.stats.reqRetsSent).toBe(0);
   });
@@ -585,10 +749,10 @@ describe('MockManager faults', () => {
 
     peer.manager.forceStatus('EndAck', Status.Error, 1);
     const session = peer.start(WireMode.ModuleDelta, 1);
-    peer.upsert(session, 0, 'a', {});
+    peer.upsert(session, 0, 'a', DOC);
     peer.end(session);
     expect(peer.take()).toEqual([{ type: 'EndAck', status: Status.Error, session }]);
-    expect(peer.sync(WireMode.ModuleDelta, [['b', {}]])).toMatchObject([{ status: Status.Ok }]);
+    expect(peer.sync(WireMode.ModuleDelta, [['b', DOC]])).toMatchObject([{ status: Status.Ok }]);
     expect(peer.manager.stats.faults.forcedStatus).toBe(2);
   });
 
@@ -599,7 +763,7 @@ describe('MockManager faults', () => {
     expect(peer.take()).toEqual([]);
     expect(peer.manager.sessionCount).toBe(1);
     peer.manager.setSilent(false);
-    expect(peer.sync(WireMode.ModuleDelta, [['a', {}]])).toMatchObject([{ status: Status.Ok }]);
+    expect(peer.sync(WireMode.ModuleDelta, [['a', DOC]])).toMatchObject([{ status: Status.Ok }]);
   });
 });
 
@@ -683,7 +847,7 @@ describe('MockManager delivery and robustness', () => {
       // Still inside the manager's receive(Start): send the whole session.
       const { session } = response;
       manager.receive(
-        enc.dataValue(0n, session, WireOperation.Upsert, 'a', 'idx', '{}'),
+        enc.dataValue(0n, session, WireOperation.Upsert, 'a', 'idx', '{"v":1}'),
         'm',
         reply,
       );
@@ -704,7 +868,7 @@ describe('MockManager delivery and robustness', () => {
     const b = new Builder(256);
     const id = b.createString('a');
     const index = b.createString('idx');
-    const data = DataValue.createDataVector(b, new TextEncoder().encode('{}'));
+    const data = DataValue.createDataVector(b, new TextEncoder().encode('{"v":1}'));
     const content = DataValue.createDataValue(
       b,
       0n,
@@ -788,7 +952,7 @@ describe('MockManager delivery and robustness', () => {
     expect(got.b).toHaveLength(1);
 
     // Session A's data and End travel over B's transport; the EndAck still goes to A.
-    tB.send(enc.dataValue(0n, sessionA, WireOperation.Upsert, 'x', 'ia', '{}'), 'b');
+    tB.send(enc.dataValue(0n, sessionA, WireOperation.Upsert, 'x', 'ia', '{"v":1}'), 'b');
     tB.send(enc.end(sessionA), 'b');
     tB.send(enc.end(sessionB), 'b');
     await nextMacrotask();

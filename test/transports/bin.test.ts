@@ -73,6 +73,90 @@ describe('agent-sync-mock-manager', () => {
     await transport.close();
   });
 
+  it('applies its fault and fidelity flags, and serves POST /faults and POST /reset', async () => {
+    const child = run([
+      '--seed',
+      '42',
+      '--empty-sessions',
+      'refuse',
+      '--end-ack-delay-ms',
+      '80',
+      '--workers',
+      '2',
+      '--fault',
+      '{"type":"DataValue","seq":1,"action":"drop"}',
+      '--drop-probability',
+      '0',
+    ]);
+    const ports = JSON.parse(await firstLine(child)) as { port: number; httpPort: number };
+    expect(ports).toMatchObject({ seed: 42 });
+    const http = (method: string, path: string, body?: string) =>
+      fetch(`http://127.0.0.1:${ports.httpPort}${path}`, { method, body }).then(async (r) => ({
+        status: r.status,
+        body: (await r.json()) as Record<string, unknown>,
+      }));
+
+    const transport = new TcpTransport({ port: ports.port });
+    const sync = new AgentSyncProtocol({
+      moduleName: 'sca',
+      dbPath: ':memory:',
+      transport,
+      agentInfo: { id: '010' },
+      syncDefaults: { timeoutMs: 3000, retries: 1 },
+    });
+    for (const id of ['c1', 'c2', 'c3']) {
+      sync.persistDifference(id, Operation.Create, 'sca', JSON.stringify({ id, result: 'passed' }));
+    }
+    const started = Date.now();
+    // --fault: seq 1 is lost once and sent again (--workers may ask for more); --end-ack-delay-ms:
+    // the EndAck waits.
+    const first = await sync.synchronizeModule(Mode.Delta);
+    expect(first).toMatchObject({ ok: true });
+    expect(first.ok && first.retransmitted).toBeGreaterThanOrEqual(1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(75);
+    // --empty-sessions refuse: a Check is refused by the manager, not a proven mismatch.
+    expect(await sync.checkIntegrity('sca', 'f00d')).toMatchObject({
+      outcome: 'inconclusive',
+      reason: 'manager-error',
+    });
+
+    // Over HTTP: a rule that loses every End makes the next sync time out; a reset undoes it.
+    const rule = JSON.stringify({ type: 'End', action: 'drop', times: 'Infinity' });
+    expect((await http('POST', '/faults', rule)).status).toBe(201);
+    expect((await http('POST', '/faults', '{"action":"vanish"}')).status).toBe(400);
+    sync.persistDifference('c4', Operation.Create, 'sca', JSON.stringify({ id: 'c4' }));
+    expect(await sync.synchronizeModule(Mode.Delta, { timeoutMs: 150 })).toMatchObject({
+      ok: false,
+      reason: 'timeout',
+    });
+    expect(await http('POST', '/reset')).toEqual({ status: 200, body: { status: 'ok' } });
+    expect((await http('GET', '/documents')).body).toEqual([]);
+    expect(await sync.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true, sent: 1 });
+    expect((await http('GET', '/stats')).body).toMatchObject({ sessionsCompleted: 1 });
+    await sync.close();
+    await transport.close();
+    child.kill('SIGTERM');
+    expect(await once(child, 'exit')).toEqual([0, null]);
+  });
+
+  it.each([
+    [['--fault', '{"action":"vanish"}'], "--fault: 'action' must be one of"],
+    [['--fault', 'drop'], '--fault must be JSON'],
+    [['--drop-probability', '1.5'], '--drop-probability must be a number in 0..1'],
+    [['--empty-sessions', 'never'], '--empty-sessions must be accept or refuse'],
+    [['--workers', '0'], '--workers must be an integer in 1..'],
+    [['--seed', '4294967296'], '--seed must be an integer in 0..4294967295'],
+  ])('rejects %j with exit code 2', async (args, message) => {
+    const child = run(args);
+    let err = '';
+    child.stderr?.on('data', (chunk) => {
+      err += chunk;
+    });
+    const [code] = (await once(child, 'exit')) as [number];
+    expect(code).toBe(2);
+    expect(err).toContain(message);
+  });
+
   it('rejects a bad option with exit code 2 and the usage', async () => {
     const child = run(['--port', 'eighty']);
     let err = '';

@@ -341,13 +341,12 @@ export class SessionDriver {
     report: (phase: 'end' | 'retransmit') => void,
   ): Promise<void> {
     let rounds = 0;
-    let keepMail = probed;
     let endReported = false;
+    // expect() empties the mailbox, so it runs once, before the first End: after a probe the
+    // EndAck may already wait there, and an answer that arrives during the backoff between
+    // two End attempts is the answer to the first one, kept for the next attempt to read.
+    if (!probed) this.#mailbox.expect(['EndAck', 'ReqRet'], session);
     await this.#withRetries('End', options, async () => {
-      // expect() empties the mailbox: not on the first attempt after a probe, whose EndAck
-      // may already be waiting there.
-      if (!keepMail) this.#mailbox.expect(['EndAck', 'ReqRet'], session);
-      keepMail = false;
       await this.#sendOrAbort(this.#encoder.end(session), pacer, options);
       if (!endReported) {
         endReported = true;

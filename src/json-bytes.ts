@@ -1,7 +1,7 @@
 // JSON validation over UTF-8 bytes, without building the value: a scan of the JSON grammar
 // (RFC 8259, what JSON.parse accepts), 2-3x cheaper than JSON.parse. The change validator checks
-// every Create/Modify document with it (see isJsonText), and the mock manager every Upsert it
-// receives. The scan may refuse valid documents (nesting deeper than MAX_DEPTH); isJsonBytes then
+// every Create/Modify document with it (see documentShapeError), and the mock manager every
+// Upsert it receives (see isDocumentBytes): the same rule on both sides. The scan may refuse valid documents (nesting deeper than MAX_DEPTH); isJsonBytes then
 // parses for real, which decides. test/json-bytes.test.ts checks it against JSON.parse.
 import { isUtf8 } from 'node:buffer';
 

@@ -18,6 +18,7 @@ export interface LogFields {
   sent?: number;
   /** Items resent for ReqRets in the sync. */
   retransmitted?: number;
+  /** Other facts of the event (`attempt`, `retriesLeft`, `index`, `total`, ...). */
   [key: string]: unknown;
 }
 

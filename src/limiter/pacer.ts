@@ -24,55 +24,58 @@ const WINDOW_MS = 1000;
  * message on this class of machine, so it could not hold the rule cheaply.
  */
 export class Pacer {
-  private readonly sent: Float64Array;
-  private next = 0;
-  private last = 0;
-  private count = 0;
-  private tokens: number;
-  private readonly burst: number;
-  private refilledAt: number;
+  readonly #sent: Float64Array;
+  #next = 0;
+  #last = 0;
+  #count = 0;
+  #tokens: number;
+  readonly #burst: number;
+  #refilledAt: number;
+
+  readonly #clock: Clock;
 
   constructor(
     readonly maxEps: number,
-    private readonly clock: Clock = () => performance.now(),
+    clock: Clock = () => performance.now(),
   ) {
+    this.#clock = clock;
     if (!Number.isInteger(maxEps) || maxEps < 1) {
       throw new RangeError(`maxEps must be a positive integer, got ${maxEps}`);
     }
-    this.sent = new Float64Array(maxEps);
-    this.burst = Math.max(1, Math.floor(maxEps / 50));
-    this.tokens = this.burst;
-    this.refilledAt = clock();
+    this.#sent = new Float64Array(maxEps);
+    this.#burst = Math.max(1, Math.floor(maxEps / 50));
+    this.#tokens = this.#burst;
+    this.#refilledAt = clock();
   }
 
   /**
    * Take a send slot now if one is free (returns 0 and records the send), or
    * return how many milliseconds to wait before asking again.
    */
-  tryAcquire(now = this.clock()): number {
-    const elapsed = now - this.refilledAt;
+  tryAcquire(now = this.#clock()): number {
+    const elapsed = now - this.#refilledAt;
     if (elapsed > 0) {
-      this.tokens = Math.min(this.burst, this.tokens + (elapsed * this.maxEps) / WINDOW_MS);
-      this.refilledAt = now;
+      this.#tokens = Math.min(this.#burst, this.#tokens + (elapsed * this.maxEps) / WINDOW_MS);
+      this.#refilledAt = now;
     }
-    if (this.tokens < 1) return ((1 - this.tokens) * WINDOW_MS) / this.maxEps;
-    if (this.count === this.maxEps) {
-      const oldest = this.sent[this.next] as number;
+    if (this.#tokens < 1) return ((1 - this.#tokens) * WINDOW_MS) / this.maxEps;
+    if (this.#count === this.maxEps) {
+      const oldest = this.#sent[this.#next] as number;
       const wait = oldest + WINDOW_MS - now;
       if (wait > 0) return wait;
     } else {
-      this.count++;
+      this.#count++;
     }
-    this.sent[this.next] = now;
-    this.last = this.next;
-    this.next = (this.next + 1) % this.maxEps;
-    this.tokens -= 1;
+    this.#sent[this.#next] = now;
+    this.#last = this.#next;
+    this.#next = (this.#next + 1) % this.maxEps;
+    this.#tokens -= 1;
     return 0;
   }
 
   /** Record that the message of the last slot taken has now been handed to the transport. */
-  markSent(now = this.clock()): void {
-    this.sent[this.last] = now;
+  markSent(now = this.#clock()): void {
+    this.#sent[this.#last] = now;
   }
 
   /** Wait until a send slot is free and take it. Rejects with the signal's reason on abort. */

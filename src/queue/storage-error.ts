@@ -7,6 +7,10 @@
  * tells callers whether retrying makes sense).
  */
 export class StorageError extends Error {
+  /**
+   * @param message - the operation and the reason, as above.
+   * @param options - `cause`: the error that made the storage fail.
+   */
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'StorageError';

@@ -18,15 +18,19 @@ export type InProcessHandler = (message: Uint8Array, moduleName: string) => void
  * ```
  */
 export class InProcessTransport implements MQueueTransport {
-  private readonly listeners: Array<(message: Uint8Array) => void> = [];
-  private open = false;
+  readonly #listeners: Array<(message: Uint8Array) => void> = [];
+  #open = false;
+
+  readonly #handler: InProcessHandler;
 
   /** @param handler - called synchronously with every message `send` gets. */
-  constructor(private readonly handler: InProcessHandler) {}
+  constructor(handler: InProcessHandler) {
+    this.#handler = handler;
+  }
 
   /** Open the transport; `send` throws until then. */
   start(): void {
-    this.open = true;
+    this.#open = true;
   }
 
   /**
@@ -37,27 +41,27 @@ export class InProcessTransport implements MQueueTransport {
    *   whatever the handler throws.
    */
   send(message: Uint8Array, moduleName: string): void {
-    if (!this.open) throw new Error('in-process transport is not started');
-    this.handler(message, moduleName);
+    if (!this.#open) throw new Error('in-process transport is not started');
+    this.#handler(message, moduleName);
   }
 
   /** Register a listener for {@link InProcessTransport.respond}; the protocol registers its own. */
   onResponse(listener: (message: Uint8Array) => void): void {
-    this.listeners.push(listener);
+    this.#listeners.push(listener);
   }
 
   /** Deliver a response to every registered listener, synchronously. */
   respond(message: Uint8Array): void {
-    for (const listener of this.listeners) listener(message);
+    for (const listener of this.#listeners) listener(message);
   }
 
   /** Whether `start()` was called and `close()` was not. */
   get isOpen(): boolean {
-    return this.open;
+    return this.#open;
   }
 
   /** Close the transport: `send` throws until `start()` is called again. */
   close(): void {
-    this.open = false;
+    this.#open = false;
   }
 }

@@ -99,12 +99,16 @@ export function parseQueueMessage(
  * frame arriving byte by byte costs linear time, not quadratic.
  */
 export class FrameReader {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  #chunks: Buffer[] = [];
+  #buffered = 0;
   /** Payload length of the frame being read, or -1 while reading its length. */
-  private expected = -1;
+  #expected = -1;
 
-  constructor(private readonly maxFrameBytes: number) {}
+  readonly #maxFrameBytes: number;
+
+  constructor(maxFrameBytes: number) {
+    this.#maxFrameBytes = maxFrameBytes;
+  }
 
   /**
    * Feed bytes; `onFrame` gets each complete payload (valid during the call
@@ -113,55 +117,55 @@ export class FrameReader {
    */
   push(chunk: Buffer, onFrame: (payload: Buffer) => void): number | undefined {
     if (chunk.length > 0) {
-      this.chunks.push(chunk);
-      this.buffered += chunk.length;
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.length;
     }
     for (;;) {
-      if (this.expected < 0) {
-        if (this.buffered < LENGTH_BYTES) return undefined;
-        const length = this.take(LENGTH_BYTES).readUInt32LE(0);
-        if (length > this.maxFrameBytes) {
-          this.chunks = [];
-          this.buffered = 0;
+      if (this.#expected < 0) {
+        if (this.#buffered < LENGTH_BYTES) return undefined;
+        const length = this.#take(LENGTH_BYTES).readUInt32LE(0);
+        if (length > this.#maxFrameBytes) {
+          this.#chunks = [];
+          this.#buffered = 0;
           return length;
         }
-        this.expected = length;
+        this.#expected = length;
       }
-      if (this.buffered < this.expected) return undefined;
-      const payload = this.take(this.expected);
-      this.expected = -1;
+      if (this.#buffered < this.#expected) return undefined;
+      const payload = this.#take(this.#expected);
+      this.#expected = -1;
       onFrame(payload);
     }
   }
 
   /** Bytes of an unfinished frame (its length field included). */
   get pendingBytes(): number {
-    return this.buffered + (this.expected >= 0 ? LENGTH_BYTES : 0);
+    return this.#buffered + (this.#expected >= 0 ? LENGTH_BYTES : 0);
   }
 
-  private take(n: number): Buffer {
+  #take(n: number): Buffer {
     if (n === 0) return Buffer.alloc(0);
-    const first = this.chunks[0] as Buffer;
+    const first = this.#chunks[0] as Buffer;
     if (first.length >= n) {
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      this.buffered -= n;
+      if (first.length === n) this.#chunks.shift();
+      else this.#chunks[0] = first.subarray(n);
+      this.#buffered -= n;
       return first.subarray(0, n);
     }
     const out = Buffer.allocUnsafe(n);
     let offset = 0;
     let used = 0;
     while (offset < n) {
-      const chunk = this.chunks[used] as Buffer;
+      const chunk = this.#chunks[used] as Buffer;
       const count = Math.min(chunk.length, n - offset);
       chunk.copy(out, offset, 0, count);
       offset += count;
       if (count === chunk.length) used++;
-      else this.chunks[used] = chunk.subarray(count);
+      else this.#chunks[used] = chunk.subarray(count);
     }
     // One splice per frame: shifting chunk by chunk would be quadratic for byte-sized reads.
-    this.chunks.splice(0, used);
-    this.buffered -= n;
+    this.#chunks.splice(0, used);
+    this.#buffered -= n;
     return out;
   }
 }

@@ -69,23 +69,23 @@ export class TcpTransport implements MQueueTransport {
   readonly host: string;
   /** The server's port. */
   readonly port: number;
-  private readonly fixedModules: boolean;
-  private readonly prefixes = new Map<string, Uint8Array>();
-  private readonly headers = new Map<string, Uint8Array>();
-  private readonly listeners: Array<(message: Uint8Array) => void> = [];
-  private readonly connectTimeoutMs: number;
-  private readonly retries: number;
-  private readonly minDelayMs: number;
-  private readonly maxDelayMs: number;
-  private readonly maxFrameBytes: number;
-  private readonly log: LogFunction;
-  private socket: Socket | undefined;
-  private connecting: Promise<void> | undefined;
+  readonly #fixedModules: boolean;
+  readonly #prefixes = new Map<string, Uint8Array>();
+  readonly #headers = new Map<string, Uint8Array>();
+  readonly #listeners: Array<(message: Uint8Array) => void> = [];
+  readonly #connectTimeoutMs: number;
+  readonly #retries: number;
+  readonly #minDelayMs: number;
+  readonly #maxDelayMs: number;
+  readonly #maxFrameBytes: number;
+  readonly #log: LogFunction;
+  #socket: Socket | undefined;
+  #connecting: Promise<void> | undefined;
   /** Set once a connection was up: later starts are reconnects and may retry. */
-  private everConnected = false;
+  #everConnected = false;
   /** Settles when the socket drains (or closes); sends wait for it. */
-  private draining: Promise<void> | undefined;
-  private closed = false;
+  #draining: Promise<void> | undefined;
+  #closed = false;
 
   /**
    * Nothing connects until `start()`.
@@ -105,14 +105,14 @@ export class TcpTransport implements MQueueTransport {
         : typeof options.moduleName === 'string'
           ? [options.moduleName]
           : options.moduleName;
-    this.fixedModules = modules.length > 0;
-    for (const name of modules) this.prefixes.set(name, syncPrefix(name));
-    this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
-    this.retries = options.reconnect?.retries ?? 3;
-    this.minDelayMs = options.reconnect?.minDelayMs ?? 50;
-    this.maxDelayMs = options.reconnect?.maxDelayMs ?? 1000;
-    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-    this.log = toLogFunction(options.logger, `tcp transport ${this.host}:${port}: `);
+    this.#fixedModules = modules.length > 0;
+    for (const name of modules) this.#prefixes.set(name, syncPrefix(name));
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+    this.#retries = options.reconnect?.retries ?? 3;
+    this.#minDelayMs = options.reconnect?.minDelayMs ?? 50;
+    this.#maxDelayMs = options.reconnect?.maxDelayMs ?? 1000;
+    this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.#log = toLogFunction(options.logger, `tcp transport ${this.host}:${port}: `);
   }
 
   /**
@@ -124,15 +124,15 @@ export class TcpTransport implements MQueueTransport {
    *   `connectTimeoutMs`, or when the transport is closed.
    */
   start(): Promise<void> {
-    if (this.closed) return Promise.reject(new Error('TcpTransport is closed'));
-    if (this.socket?.writable) return Promise.resolve();
+    if (this.#closed) return Promise.reject(new Error('TcpTransport is closed'));
+    if (this.#socket?.writable) return Promise.resolve();
     // Ended by the peer but its 'close' not seen yet: replace it rather than report it open.
-    this.socket?.destroy();
-    this.socket = undefined;
-    this.connecting ??= this.connectWithRetries().finally(() => {
-      this.connecting = undefined;
+    this.#socket?.destroy();
+    this.#socket = undefined;
+    this.#connecting ??= this.#connectWithRetries().finally(() => {
+      this.#connecting = undefined;
     });
-    return this.connecting;
+    return this.#connecting;
   }
 
   /**
@@ -145,18 +145,18 @@ export class TcpTransport implements MQueueTransport {
    */
   async send(message: Uint8Array, moduleName: string): Promise<void> {
     // Framed right away: the protocol reuses `message` once this call settles.
-    const frame = encodeFrame(this.header(moduleName), message);
-    if (!this.fixedModules && !this.prefixes.has(moduleName)) {
-      this.prefixes.set(moduleName, syncPrefix(moduleName));
+    const frame = encodeFrame(this.#header(moduleName), message);
+    if (!this.#fixedModules && !this.#prefixes.has(moduleName)) {
+      this.#prefixes.set(moduleName, syncPrefix(moduleName));
     }
-    while (this.draining !== undefined) await this.draining;
-    const socket = this.socket;
+    while (this.#draining !== undefined) await this.#draining;
+    const socket = this.#socket;
     // Not writable: the peer ended it and 'close' is on its way; fail now, not after a timeout.
     if (socket === undefined || !socket.writable) {
       throw new Error(
-        this.closed
+        this.#closed
           ? 'TcpTransport is closed'
-          : `not connected to ${this.host}:${this.port}${this.everConnected ? ' (connection lost)' : ''}`,
+          : `not connected to ${this.host}:${this.port}${this.#everConnected ? ' (connection lost)' : ''}`,
       );
     }
     if (socket.write(frame)) return;
@@ -164,7 +164,7 @@ export class TcpTransport implements MQueueTransport {
       const done = (error?: Error) => {
         socket.off('drain', onDrain);
         socket.off('close', onClose);
-        this.draining = undefined;
+        this.#draining = undefined;
         if (error) reject(error);
         else resolve();
       };
@@ -174,7 +174,7 @@ export class TcpTransport implements MQueueTransport {
       socket.on('close', onClose);
     });
     // Later sends wait for the drain, but must not see this send's rejection.
-    this.draining = drained.catch(() => {});
+    this.#draining = drained.catch(() => {});
     await drained;
   }
 
@@ -184,20 +184,20 @@ export class TcpTransport implements MQueueTransport {
    * as the bare bytes. The protocol registers its own.
    */
   onResponse(listener: (message: Uint8Array) => void): void {
-    this.listeners.push(listener);
+    this.#listeners.push(listener);
   }
 
   /** Whether a connection is up. */
   get connected(): boolean {
-    return this.socket?.writable === true;
+    return this.#socket?.writable === true;
   }
 
   /** Close the connection for good; `start()` afterwards rejects. */
   async close(): Promise<void> {
-    this.closed = true;
-    await this.connecting?.catch(() => {});
-    const socket = this.socket;
-    this.socket = undefined;
+    this.#closed = true;
+    await this.#connecting?.catch(() => {});
+    const socket = this.#socket;
+    this.#socket = undefined;
     if (socket === undefined || socket.destroyed) return;
     await new Promise<void>((resolve) => {
       socket.once('close', () => resolve());
@@ -205,91 +205,94 @@ export class TcpTransport implements MQueueTransport {
     });
   }
 
-  private header(moduleName: string): Uint8Array {
-    let header = this.headers.get(moduleName);
+  #header(moduleName: string): Uint8Array {
+    let header = this.#headers.get(moduleName);
     if (header === undefined) {
       header = frameHeader(moduleName);
-      this.headers.set(moduleName, header);
+      this.#headers.set(moduleName, header);
     }
     return header;
   }
 
-  private async connectWithRetries(): Promise<void> {
-    const attempts = this.everConnected ? 1 + this.retries : 1;
-    let delay = this.minDelayMs;
+  async #connectWithRetries(): Promise<void> {
+    const attempts = this.#everConnected ? 1 + this.#retries : 1;
+    let delay = this.#minDelayMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.connectOnce();
+        await this.#connectOnce();
         return;
       } catch (error) {
-        if (attempt >= attempts || this.closed) throw error;
-        this.log('debug', `reconnect attempt ${attempt} failed (${(error as Error).message})`);
+        if (attempt >= attempts || this.#closed) throw error;
+        this.#log('debug', `reconnect attempt ${attempt} failed (${(error as Error).message})`);
         await sleep(delay);
-        delay = Math.min(this.maxDelayMs, delay * 2);
+        delay = Math.min(this.#maxDelayMs, delay * 2);
       }
     }
   }
 
-  private connectOnce(): Promise<void> {
+  #connectOnce(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const socket = createConnection({ host: this.host, port: this.port });
       const fail = (error: Error) => {
         socket.destroy();
         reject(new Error(`cannot connect to ${this.host}:${this.port}: ${error.message}`));
       };
-      socket.setTimeout(this.connectTimeoutMs, () =>
-        fail(new Error(`no connection after ${this.connectTimeoutMs} ms`)),
+      socket.setTimeout(this.#connectTimeoutMs, () =>
+        fail(new Error(`no connection after ${this.#connectTimeoutMs} ms`)),
       );
       socket.once('error', fail);
       socket.once('connect', () => {
         socket.off('error', fail);
         socket.setTimeout(0);
-        if (this.closed) {
+        if (this.#closed) {
           socket.destroy();
           reject(new Error('TcpTransport is closed'));
           return;
         }
         // Start/StartAck and End/EndAck are small round trips: do not let Nagle hold them.
         socket.setNoDelay(true);
-        this.adopt(socket);
+        this.#adopt(socket);
         resolve();
       });
     });
   }
 
-  private adopt(socket: Socket): void {
-    this.socket = socket;
-    this.everConnected = true;
-    const reader = new FrameReader(this.maxFrameBytes);
-    const onFrame = (payload: Buffer) => this.dispatch(payload);
+  #adopt(socket: Socket): void {
+    this.#socket = socket;
+    this.#everConnected = true;
+    const reader = new FrameReader(this.#maxFrameBytes);
+    const onFrame = (payload: Buffer) => this.#dispatch(payload);
     socket.on('data', (chunk: Buffer) => {
       const oversized = reader.push(chunk, onFrame);
       if (oversized !== undefined) {
-        this.log('warn', `frame of ${oversized} bytes from the server: dropping the connection`);
+        this.#log('warn', `frame of ${oversized} bytes from the server: dropping the connection`);
         socket.destroy();
       }
     });
-    socket.on('error', (error) => this.log('warn', `connection error: ${error.message}`));
+    socket.on('error', (error) => this.#log('warn', `connection error: ${error.message}`));
     socket.on('close', () => {
-      if (this.socket === socket) {
-        this.socket = undefined;
-        if (!this.closed) this.log('info', 'connection closed; the next start() reconnects');
+      if (this.#socket === socket) {
+        this.#socket = undefined;
+        if (!this.#closed) this.#log('info', 'connection closed; the next start() reconnects');
       }
     });
-    this.log('debug', 'connected');
+    this.#log('debug', 'connected');
   }
 
-  private dispatch(payload: Buffer): void {
-    const match = matchSyncResponse(payload, this.prefixes);
+  #dispatch(payload: Buffer): void {
+    const match = matchSyncResponse(payload, this.#prefixes);
     if (match === undefined) {
-      this.log('warn', `ignored a frame of ${payload.length} bytes: ${describeUnclaimed(payload)}`);
+      this.#log(
+        'warn',
+        `ignored a frame of ${payload.length} bytes: ${describeUnclaimed(payload)}`,
+      );
       return;
     }
-    for (const listener of this.listeners) {
+    for (const listener of this.#listeners) {
       try {
         listener(match.message);
       } catch (error) {
-        this.log('error', `response listener threw: ${(error as Error).message}`);
+        this.#log('error', `response listener threw: ${(error as Error).message}`);
       }
     }
   }

@@ -13,22 +13,26 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
  * synchronous here, so the hot path creates no promise per message.
  */
 export class TransportLink {
-  private started = false;
+  #started = false;
   /** Messages and bytes the transport accepted, over the link's life. */
   readonly counters = { messages: 0, bytes: 0 };
 
-  constructor(
-    private readonly transport: MQueueTransport,
-    private readonly moduleName: string,
-    private readonly log: LogFunction,
-  ) {}
+  readonly #transport: MQueueTransport;
+  readonly #moduleName: string;
+  readonly #log: LogFunction;
+
+  constructor(transport: MQueueTransport, moduleName: string, log: LogFunction) {
+    this.#transport = transport;
+    this.#moduleName = moduleName;
+    this.#log = log;
+  }
 
   /** Open the transport unless it is open. Throws SyncError('queue-unavailable'). */
   async open(): Promise<void> {
-    if (this.started) return;
+    if (this.#started) return;
     try {
-      await this.transport.start();
-      this.started = true;
+      await this.#transport.start();
+      this.#started = true;
     } catch (error) {
       throw new SyncError('queue-unavailable', `transport unavailable: ${errorMessage(error)}`);
     }
@@ -39,32 +43,32 @@ export class TransportLink {
     let result: void | Promise<void>;
     const length = message.length;
     try {
-      result = this.transport.send(message, this.moduleName);
+      result = this.#transport.send(message, this.#moduleName);
     } catch (error) {
-      return this.resend(message, error);
+      return this.#resend(message, error);
     }
     if (isPromiseLike(result)) {
       return Promise.resolve(result).then(
-        () => this.count(length),
-        (error: unknown) => this.resend(message, error),
+        () => this.#count(length),
+        (error: unknown) => this.#resend(message, error),
       );
     }
-    this.count(length);
+    this.#count(length);
   }
 
-  private count(bytes: number): void {
+  #count(bytes: number): void {
     this.counters.messages++;
     this.counters.bytes += bytes;
   }
 
-  private async resend(message: Uint8Array, firstError: unknown): Promise<void> {
-    this.log('warn', `send failed (${errorMessage(firstError)}); re-opening the transport`);
+  async #resend(message: Uint8Array, firstError: unknown): Promise<void> {
+    this.#log('warn', `send failed (${errorMessage(firstError)}); re-opening the transport`);
     try {
-      this.started = false;
-      await this.transport.start();
-      this.started = true;
-      await this.transport.send(message, this.moduleName);
-      this.count(message.length);
+      this.#started = false;
+      await this.#transport.start();
+      this.#started = true;
+      await this.#transport.send(message, this.#moduleName);
+      this.#count(message.length);
     } catch (error) {
       throw new SyncError('send-failed', `send failed after re-opening: ${errorMessage(error)}`);
     }

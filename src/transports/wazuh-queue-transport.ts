@@ -110,13 +110,13 @@ function errno(error: unknown): number {
 export class WazuhQueueTransport implements MQueueTransport {
   /** The queue socket this transport sends to. */
   readonly socketPath: string;
-  private readonly maxPending: number;
-  private readonly sendTimeoutMs: number;
-  private socket: DgramSocket | undefined;
+  readonly #maxPending: number;
+  readonly #sendTimeoutMs: number;
+  #socket: DgramSocket | undefined;
   /** Sends waiting for the agent to drain its queue, in order. */
-  private pending: Pending[] = [];
-  private congested = false;
-  private closed = false;
+  #pending: Pending[] = [];
+  #congested = false;
+  #closed = false;
 
   /**
    * Nothing connects, and unix-dgram is not loaded, until `start()`.
@@ -133,12 +133,12 @@ export class WazuhQueueTransport implements MQueueTransport {
         `socket path longer than ${MAX_SOCKET_PATH_BYTES} bytes: ${this.socketPath}`,
       );
     }
-    this.maxPending = options.maxPendingSends ?? 64;
-    this.sendTimeoutMs = options.sendTimeoutMs ?? 10_000;
-    if (!Number.isInteger(this.maxPending) || this.maxPending < 0) {
+    this.#maxPending = options.maxPendingSends ?? 64;
+    this.#sendTimeoutMs = options.sendTimeoutMs ?? 10_000;
+    if (!Number.isInteger(this.#maxPending) || this.#maxPending < 0) {
       throw new RangeError('maxPendingSends must be a non-negative integer');
     }
-    if (!(this.sendTimeoutMs > 0)) throw new RangeError('sendTimeoutMs must be positive');
+    if (!(this.#sendTimeoutMs > 0)) throw new RangeError('sendTimeoutMs must be positive');
   }
 
   /**
@@ -151,9 +151,9 @@ export class WazuhQueueTransport implements MQueueTransport {
    *   not write to it (`EACCES`), or when the transport is closed.
    */
   async start(): Promise<void> {
-    if (this.closed) throw new Error('WazuhQueueTransport is closed');
+    if (this.#closed) throw new Error('WazuhQueueTransport is closed');
     const dgram = await loadUnixDgram();
-    this.disconnect();
+    this.#disconnect();
     let socket: DgramSocket;
     try {
       socket = dgram.createSocket('unix_dgram');
@@ -175,13 +175,13 @@ export class WazuhQueueTransport implements MQueueTransport {
       throw socketError('connecting to', this.socketPath, code, hint);
     }
     socket.on('writable', () => {
-      this.congested = false;
-      this.flush();
+      this.#congested = false;
+      this.#flush();
     });
-    this.socket = socket;
-    this.congested = false;
+    this.#socket = socket;
+    this.#congested = false;
     // Sends that waited through a reconnect go out on the new socket.
-    this.flush();
+    this.#flush();
   }
 
   /**
@@ -195,8 +195,8 @@ export class WazuhQueueTransport implements MQueueTransport {
    *   `sendTimeoutMs`, or the socket reports an error.
    */
   send(message: Uint8Array, moduleName: string): Promise<void> {
-    if (this.closed) return Promise.reject(new Error('WazuhQueueTransport is closed'));
-    if (this.socket === undefined) {
+    if (this.#closed) return Promise.reject(new Error('WazuhQueueTransport is closed'));
+    if (this.#socket === undefined) {
       return Promise.reject(new Error('WazuhQueueTransport is not connected: call start()'));
     }
     // A copy: the protocol reuses `message` once this call settles.
@@ -209,15 +209,15 @@ export class WazuhQueueTransport implements MQueueTransport {
         ),
       );
     }
-    if (this.pending.length === 0 && !this.congested) {
-      const outcome = this.write(frame);
+    if (this.#pending.length === 0 && !this.#congested) {
+      const outcome = this.#write(frame);
       if (outcome === 'sent') return Promise.resolve();
       if (outcome !== 'congested') return Promise.reject(outcome);
     }
-    if (this.pending.length >= this.maxPending) {
+    if (this.#pending.length >= this.#maxPending) {
       return Promise.reject(
         new Error(
-          `WazuhQueueTransport: the agent queue is full and ${this.pending.length} sends are waiting`,
+          `WazuhQueueTransport: the agent queue is full and ${this.#pending.length} sends are waiting`,
         ),
       );
     }
@@ -227,30 +227,30 @@ export class WazuhQueueTransport implements MQueueTransport {
         resolve,
         reject,
         timer: setTimeout(() => {
-          this.pending = this.pending.filter((p) => p !== entry);
+          this.#pending = this.#pending.filter((p) => p !== entry);
           reject(
             new Error(
-              `WazuhQueueTransport: the agent queue stayed full for ${this.sendTimeoutMs} ms`,
+              `WazuhQueueTransport: the agent queue stayed full for ${this.#sendTimeoutMs} ms`,
             ),
           );
-        }, this.sendTimeoutMs),
+        }, this.#sendTimeoutMs),
       };
-      this.pending.push(entry);
+      this.#pending.push(entry);
     });
   }
 
   /** Sends waiting for room in the agent's queue. */
   get pendingSends(): number {
-    return this.pending.length;
+    return this.#pending.length;
   }
 
   /** Close the socket; waiting sends are rejected. A closed transport does not start again. */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.disconnect();
-    const pending = this.pending;
-    this.pending = [];
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#disconnect();
+    const pending = this.#pending;
+    this.#pending = [];
     for (const entry of pending) {
       clearTimeout(entry.timer);
       entry.reject(new Error('WazuhQueueTransport closed before the message was sent'));
@@ -258,20 +258,20 @@ export class WazuhQueueTransport implements MQueueTransport {
   }
 
   /** Write what waited, in order, until the queue is full again. */
-  private flush(): void {
-    while (this.pending.length > 0 && !this.congested && this.socket !== undefined) {
-      const entry = this.pending[0] as Pending;
-      const outcome = this.write(entry.frame);
+  #flush(): void {
+    while (this.#pending.length > 0 && !this.#congested && this.#socket !== undefined) {
+      const entry = this.#pending[0] as Pending;
+      const outcome = this.#write(entry.frame);
       if (outcome === 'congested') return;
-      this.pending.shift();
+      this.#pending.shift();
       clearTimeout(entry.timer);
       if (outcome === 'sent') entry.resolve();
       else entry.reject(outcome);
     }
   }
 
-  private write(frame: Buffer): 'sent' | 'congested' | Error {
-    const socket = this.socket;
+  #write(frame: Buffer): 'sent' | 'congested' | Error {
+    const socket = this.#socket;
     if (socket === undefined) return new Error('WazuhQueueTransport is not connected');
     // Widened on purpose: TypeScript cannot see the callback assign it.
     let outcome = 'sent' as 'sent' | 'congested' | Error;
@@ -281,22 +281,22 @@ export class WazuhQueueTransport implements MQueueTransport {
       if (error === undefined || error === null) return;
       if (error.code === 1) {
         outcome = 'congested';
-        this.congested = true;
+        this.#congested = true;
         return;
       }
       outcome = socketError('sending to', this.socketPath, errno(error));
     });
     if (outcome instanceof Error) {
       // The agent went away (ECONNREFUSED...): the next start() reconnects.
-      this.disconnect();
+      this.#disconnect();
     }
     return outcome;
   }
 
-  private disconnect(): void {
-    const socket = this.socket;
-    this.socket = undefined;
-    this.congested = false;
+  #disconnect(): void {
+    const socket = this.#socket;
+    this.#socket = undefined;
+    this.#congested = false;
     if (socket === undefined) return;
     try {
       socket.close();

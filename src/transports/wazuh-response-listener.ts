@@ -45,15 +45,15 @@ export interface WazuhResponseListenerOptions {
  * ```
  */
 export class WazuhResponseListener {
-  private readonly log: LogFunction;
-  private readonly maxFrameBytes: number;
-  private readonly targets = new Map<string, ResponseTarget>();
-  private readonly prefixes = new Map<string, Uint8Array>();
-  private readonly connections = new Set<Socket>();
-  private server: Server | undefined;
-  private path: string | undefined;
+  readonly #log: LogFunction;
+  readonly #maxFrameBytes: number;
+  readonly #targets = new Map<string, ResponseTarget>();
+  readonly #prefixes = new Map<string, Uint8Array>();
+  readonly #connections = new Set<Socket>();
+  #server: Server | undefined;
+  #path: string | undefined;
   /** Device and inode of the socket file we created, so close() never removes a successor's. */
-  private created: { dev: number; ino: number } | undefined;
+  #created: { dev: number; ino: number } | undefined;
 
   /**
    * Nothing listens until `listen(path)`.
@@ -61,9 +61,9 @@ export class WazuhResponseListener {
    * @throws RangeError when `maxFrameBytes` is not a positive integer.
    */
   constructor(options: WazuhResponseListenerOptions = {}) {
-    this.log = toLogFunction(options.logger, 'response listener: ');
-    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-    if (!Number.isInteger(this.maxFrameBytes) || this.maxFrameBytes < 1) {
+    this.#log = toLogFunction(options.logger, 'response listener: ');
+    this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    if (!Number.isInteger(this.#maxFrameBytes) || this.#maxFrameBytes < 1) {
       throw new RangeError('maxFrameBytes must be a positive integer');
     }
   }
@@ -80,14 +80,14 @@ export class WazuhResponseListener {
     if (typeof target?.parseResponseBuffer !== 'function') {
       throw new TypeError('target must have parseResponseBuffer(bytes)');
     }
-    this.targets.set(moduleName, target);
-    this.prefixes.set(moduleName, syncPrefix(moduleName));
+    this.#targets.set(moduleName, target);
+    this.#prefixes.set(moduleName, syncPrefix(moduleName));
   }
 
   /** Stop handing responses for `moduleName` to anyone. */
   unregister(moduleName: string): void {
-    this.targets.delete(moduleName);
-    this.prefixes.delete(moduleName);
+    this.#targets.delete(moduleName);
+    this.#prefixes.delete(moduleName);
   }
 
   /**
@@ -100,9 +100,9 @@ export class WazuhResponseListener {
    *   directory does not allow creating the socket.
    */
   async listen(path: string): Promise<void> {
-    if (this.server) throw new Error(`already listening on ${this.path}`);
+    if (this.#server) throw new Error(`already listening on ${this.#path}`);
     const stale = await assertReplaceable(path);
-    const server = createServer((socket) => this.accept(socket));
+    const server = createServer((socket) => this.#accept(socket));
     // Bind inside a fresh 0700 directory, restrict the socket, then rename it
     // into place: the socket never exists at `path` with looser permissions,
     // and the process-wide umask is left alone.
@@ -121,31 +121,31 @@ export class WazuhResponseListener {
     } finally {
       await rm(staging, { recursive: true, force: true });
     }
-    server.on('error', (error) => this.log('error', `server error: ${error.message}`));
+    server.on('error', (error) => this.#log('error', `server error: ${error.message}`));
     const { dev, ino } = await stat(path);
-    this.created = { dev, ino };
-    this.server = server;
-    this.path = path;
-    this.log('info', `listening on ${path}`);
+    this.#created = { dev, ino };
+    this.#server = server;
+    this.#path = path;
+    this.#log('info', `listening on ${path}`);
   }
 
   /** Open connections from the agent. */
   get connectionCount(): number {
-    return this.connections.size;
+    return this.#connections.size;
   }
 
   /** Stop listening, drop every connection and remove the socket file. */
   async close(): Promise<void> {
-    const server = this.server;
-    const path = this.path;
-    this.server = undefined;
-    this.path = undefined;
+    const server = this.#server;
+    const path = this.#path;
+    this.#server = undefined;
+    this.#path = undefined;
     if (server === undefined || path === undefined) return;
-    for (const socket of this.connections) socket.destroy();
-    this.connections.clear();
+    for (const socket of this.#connections) socket.destroy();
+    this.#connections.clear();
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    const created = this.created;
-    this.created = undefined;
+    const created = this.#created;
+    this.#created = undefined;
     try {
       const now = await stat(path);
       if (created && now.dev === created.dev && now.ino === created.ino) await unlink(path);
@@ -154,25 +154,25 @@ export class WazuhResponseListener {
     }
   }
 
-  private accept(socket: Socket): void {
-    this.connections.add(socket);
-    const reader = new FrameReader(this.maxFrameBytes);
-    const onFrame = (payload: Buffer) => this.dispatch(payload);
+  #accept(socket: Socket): void {
+    this.#connections.add(socket);
+    const reader = new FrameReader(this.#maxFrameBytes);
+    const onFrame = (payload: Buffer) => this.#dispatch(payload);
     socket.on('data', (chunk: Buffer) => {
       const oversized = reader.push(chunk, onFrame);
       if (oversized !== undefined) {
-        this.log(
+        this.#log(
           'warn',
-          `frame of ${oversized} bytes exceeds ${this.maxFrameBytes}: connection closed`,
+          `frame of ${oversized} bytes exceeds ${this.#maxFrameBytes}: connection closed`,
         );
         socket.destroy();
       }
     });
-    socket.on('error', (error) => this.log('debug', `connection error: ${error.message}`));
+    socket.on('error', (error) => this.#log('debug', `connection error: ${error.message}`));
     socket.on('close', () => {
-      this.connections.delete(socket);
+      this.#connections.delete(socket);
       if (reader.pendingBytes > 0) {
-        this.log(
+        this.#log(
           'debug',
           `connection closed mid-frame: ${reader.pendingBytes} byte(s) of it dropped`,
         );
@@ -180,26 +180,29 @@ export class WazuhResponseListener {
     });
   }
 
-  private dispatch(payload: Buffer): void {
-    const match = matchSyncResponse(payload, this.prefixes);
+  #dispatch(payload: Buffer): void {
+    const match = matchSyncResponse(payload, this.#prefixes);
     if (match === undefined) {
-      this.log('warn', `ignored a frame of ${payload.length} bytes: ${describeUnclaimed(payload)}`);
+      this.#log(
+        'warn',
+        `ignored a frame of ${payload.length} bytes: ${describeUnclaimed(payload)}`,
+      );
       return;
     }
-    const target = this.targets.get(match.moduleName) as ResponseTarget;
+    const target = this.#targets.get(match.moduleName) as ResponseTarget;
     let accepted = false;
     try {
       accepted = target.parseResponseBuffer(match.message);
     } catch (error) {
       // A target's failure must not take the other modules' responses down with it.
-      this.log(
+      this.#log(
         'error',
         `'${match.moduleName}' threw on a response: ${error instanceof Error ? error.message : error}`,
       );
       return;
     }
     if (!accepted) {
-      this.log(
+      this.#log(
         'debug',
         `'${match.moduleName}' rejected a response of ${match.message.length} bytes`,
       );

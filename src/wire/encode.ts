@@ -54,34 +54,34 @@ function checkEnum(name: string, value: number, max: number): number {
  * declared range, before touching the builder.
  */
 export class MessageEncoder {
-  private readonly builder: Builder;
+  readonly #builder: Builder;
   /** Reused offsets of ReqRet pairs and Start string vectors. */
-  private readonly offsets: number[] = [];
+  readonly #offsets: number[] = [];
   /** Reused UTF-8 staging area for strings. */
-  private scratch = new Uint8Array(1024);
+  #scratch = new Uint8Array(1024);
 
   constructor(initialSize = 1024) {
-    this.builder = new Builder(initialSize);
+    this.#builder = new Builder(initialSize);
   }
 
   start(fields: StartFields): Uint8Array {
     const mode = checkEnum('mode', fields.mode, MAX_MODE);
     const size = checkU64('size', fields.size);
-    const b = this.builder;
+    const b = this.#builder;
     b.clear();
     // Children first, in declaration order, as flatc does when parsing JSON.
-    const index = this.stringVector(fields.index);
-    const architecture = this.optionalString(fields.architecture);
-    const hostname = this.optionalString(fields.hostname);
-    const osname = this.optionalString(fields.osname);
-    const ostype = this.optionalString(fields.ostype);
-    const osversion = this.optionalString(fields.osversion);
-    const agentversion = this.optionalString(fields.agentversion);
-    const agentname = this.optionalString(fields.agentname);
-    const agentid = this.optionalString(fields.agentid);
-    const groups = fields.groups === undefined ? 0 : this.stringVector(fields.groups);
-    const checksumMetadata = this.optionalString(fields.checksumMetadata);
-    const globalVersion = this.optionalString(fields.globalVersion);
+    const index = this.#stringVector(fields.index);
+    const architecture = this.#optionalString(fields.architecture);
+    const hostname = this.#optionalString(fields.hostname);
+    const osname = this.#optionalString(fields.osname);
+    const ostype = this.#optionalString(fields.ostype);
+    const osversion = this.#optionalString(fields.osversion);
+    const agentversion = this.#optionalString(fields.agentversion);
+    const agentname = this.#optionalString(fields.agentname);
+    const agentid = this.#optionalString(fields.agentid);
+    const groups = fields.groups === undefined ? 0 : this.#stringVector(fields.groups);
+    const checksumMetadata = this.#optionalString(fields.checksumMetadata);
+    const globalVersion = this.#optionalString(fields.globalVersion);
 
     Start.startStart(b);
     Start.addSize(b, size);
@@ -100,7 +100,7 @@ export class MessageEncoder {
     Start.addIndex(b, index);
     Start.addFirst(b, fields.first === true);
     Start.addMode(b, mode);
-    return this.finish(MessageType.Start, Start.endStart(b));
+    return this.#finish(MessageType.Start, Start.endStart(b));
   }
 
   /**
@@ -120,12 +120,12 @@ export class MessageEncoder {
     checkU64('seq', seq);
     checkU64('session', session);
     checkEnum('operation', operation, MAX_OPERATION);
-    const b = this.builder;
+    const b = this.#builder;
     b.clear();
-    const idOff = this.string(id);
-    const indexOff = this.string(index);
-    const versionOff = version === undefined ? 0 : this.string(version);
-    const dataOff = typeof data === 'string' ? this.string(data) : b.createByteVector(data);
+    const idOff = this.#string(id);
+    const indexOff = this.#string(index);
+    const versionOff = version === undefined ? 0 : this.#string(version);
+    const dataOff = typeof data === 'string' ? this.#string(data) : b.createByteVector(data);
 
     DataValue.startDataValue(b);
     DataValue.addSession(b, session);
@@ -135,64 +135,64 @@ export class MessageEncoder {
     DataValue.addIndex(b, indexOff);
     DataValue.addId(b, idOff);
     DataValue.addOperation(b, operation);
-    return this.finish(MessageType.DataValue, DataValue.endDataValue(b));
+    return this.#finish(MessageType.DataValue, DataValue.endDataValue(b));
   }
 
   dataClean(seq: bigint, session: bigint, index: string): Uint8Array {
     checkU64('seq', seq);
     checkU64('session', session);
-    const b = this.builder;
+    const b = this.#builder;
     b.clear();
-    const indexOff = this.string(index);
+    const indexOff = this.#string(index);
     DataClean.startDataClean(b);
     DataClean.addSession(b, session);
     DataClean.addSeq(b, seq);
     DataClean.addIndex(b, indexOff);
-    return this.finish(MessageType.DataClean, DataClean.endDataClean(b));
+    return this.#finish(MessageType.DataClean, DataClean.endDataClean(b));
   }
 
   checksumModule(session: bigint, index: string, checksum: string): Uint8Array {
     checkU64('session', session);
-    const b = this.builder;
+    const b = this.#builder;
     b.clear();
-    const indexOff = this.string(index);
-    const checksumOff = this.string(checksum);
+    const indexOff = this.#string(index);
+    const checksumOff = this.#string(checksum);
     ChecksumModule.startChecksumModule(b);
     ChecksumModule.addSession(b, session);
     ChecksumModule.addChecksum(b, checksumOff);
     ChecksumModule.addIndex(b, indexOff);
-    return this.finish(MessageType.ChecksumModule, ChecksumModule.endChecksumModule(b));
+    return this.#finish(MessageType.ChecksumModule, ChecksumModule.endChecksumModule(b));
   }
 
   end(session: bigint): Uint8Array {
     checkU64('session', session);
-    const b = this.builder;
+    const b = this.#builder;
     b.clear();
     End.startEnd(b);
     End.addSession(b, session);
-    return this.finish(MessageType.End, End.endEnd(b));
+    return this.#finish(MessageType.End, End.endEnd(b));
   }
 
   startAck(status: Status, session: bigint): Uint8Array {
     checkEnum('status', status, MAX_STATUS);
     checkU64('session', session);
-    const b = this.builder;
+    const b = this.#builder;
     b.clear();
     StartAck.startStartAck(b);
     StartAck.addSession(b, session);
     StartAck.addStatus(b, status);
-    return this.finish(MessageType.StartAck, StartAck.endStartAck(b));
+    return this.#finish(MessageType.StartAck, StartAck.endStartAck(b));
   }
 
   endAck(status: Status, session: bigint): Uint8Array {
     checkEnum('status', status, MAX_STATUS);
     checkU64('session', session);
-    const b = this.builder;
+    const b = this.#builder;
     b.clear();
     EndAck.startEndAck(b);
     EndAck.addSession(b, session);
     EndAck.addStatus(b, status);
-    return this.finish(MessageType.EndAck, EndAck.endEndAck(b));
+    return this.#finish(MessageType.EndAck, EndAck.endEndAck(b));
   }
 
   reqRet(session: bigint, ranges: readonly SeqRange[]): Uint8Array {
@@ -201,9 +201,9 @@ export class MessageEncoder {
       checkU64('range.begin', range.begin);
       checkU64('range.end', range.end);
     }
-    const b = this.builder;
+    const b = this.#builder;
     b.clear();
-    const pairs = this.offsets;
+    const pairs = this.#offsets;
     pairs.length = 0;
     for (const range of ranges) {
       Pair.startPair(b);
@@ -211,11 +211,11 @@ export class MessageEncoder {
       Pair.addBegin(b, range.begin);
       pairs.push(Pair.endPair(b));
     }
-    const seq = this.offsetVector(pairs);
+    const seq = this.#offsetVector(pairs);
     ReqRet.startReqRet(b);
     ReqRet.addSession(b, session);
     ReqRet.addSeq(b, seq);
-    return this.finish(MessageType.ReqRet, ReqRet.endReqRet(b));
+    return this.#finish(MessageType.ReqRet, ReqRet.endReqRet(b));
   }
 
   /**
@@ -224,36 +224,36 @@ export class MessageEncoder {
    * reused buffer is several times faster. The builder copies the bytes and
    * adds the terminating 0.
    */
-  private string(value: string): number {
+  #string(value: string): number {
     // UTF-8 needs at most 3 bytes per UTF-16 code unit.
     const max = value.length * 3;
-    if (this.scratch.length < max)
-      this.scratch = new Uint8Array(Math.max(max, 2 * this.scratch.length));
-    const { written } = utf8.encodeInto(value, this.scratch);
-    return this.builder.createString(this.scratch.subarray(0, written));
+    if (this.#scratch.length < max)
+      this.#scratch = new Uint8Array(Math.max(max, 2 * this.#scratch.length));
+    const { written } = utf8.encodeInto(value, this.#scratch);
+    return this.#builder.createString(this.#scratch.subarray(0, written));
   }
 
-  private optionalString(value: string | undefined): number {
-    return value === undefined ? 0 : this.string(value);
+  #optionalString(value: string | undefined): number {
+    return value === undefined ? 0 : this.#string(value);
   }
 
-  private stringVector(values: readonly string[]): number {
-    const offsets = this.offsets;
+  #stringVector(values: readonly string[]): number {
+    const offsets = this.#offsets;
     offsets.length = 0;
-    for (const value of values) offsets.push(this.string(value));
-    return this.offsetVector(offsets);
+    for (const value of values) offsets.push(this.#string(value));
+    return this.#offsetVector(offsets);
   }
 
   /** A vector of offsets; elements are written back to front, as the builder grows downwards. */
-  private offsetVector(offsets: readonly number[]): number {
-    const b = this.builder;
+  #offsetVector(offsets: readonly number[]): number {
+    const b = this.#builder;
     b.startVector(4, offsets.length, 4);
     for (let i = offsets.length - 1; i >= 0; i--) b.addOffset(offsets[i] as number);
     return b.endVector();
   }
 
-  private finish(type: MessageType, content: number): Uint8Array {
-    const b = this.builder;
+  #finish(type: MessageType, content: number): Uint8Array {
+    const b = this.#builder;
     Message.startMessage(b);
     Message.addContent(b, content);
     Message.addContentType(b, type);

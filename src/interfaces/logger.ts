@@ -18,6 +18,11 @@ export interface LogFields {
   sent?: number;
   /** Items resent for ReqRets in the sync. */
   retransmitted?: number;
+  /**
+   * What logs, when it is not a module's protocol: 'tcp-transport' (with `host`, `port`),
+   * 'response-listener', 'mock-manager', 'mock-manager-server'.
+   */
+  component?: string;
   /** Other facts of the event (`attempt`, `retriesLeft`, `index`, `total`, ...). */
   [key: string]: unknown;
 }

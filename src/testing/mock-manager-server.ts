@@ -117,7 +117,9 @@ export class MockManagerServer {
     this.#requestedPort = options.port ?? 0;
     this.#requestedHttpPort = options.httpPort ?? 0;
     this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-    this.#log = toLogFunction(options.logger, 'mock-manager-server: ');
+    this.#log = toLogFunction(options.logger, 'mock-manager-server: ', {
+      component: 'mock-manager-server',
+    });
   }
 
   /**

@@ -190,7 +190,7 @@ export class MockManager {
     if (!Number.isSafeInteger(workers) || workers < 1) {
       throw new RangeError('workers must be a positive integer');
     }
-    const log = toLogFunction(options.logger, 'mock-manager: ');
+    const log = toLogFunction(options.logger, 'mock-manager: ', { component: 'mock-manager' });
     this.seed = (options.seed ?? randomBytes(4).readUInt32LE(0)) >>> 0;
     this.#index = new DocumentIndex(log);
     this.#faults = new FaultInjector(log, mulberry32(this.seed), delivery);

@@ -112,7 +112,11 @@ export class TcpTransport implements MQueueTransport {
     this.#minDelayMs = options.reconnect?.minDelayMs ?? 50;
     this.#maxDelayMs = options.reconnect?.maxDelayMs ?? 1000;
     this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-    this.#log = toLogFunction(options.logger, `tcp transport ${this.host}:${port}: `);
+    this.#log = toLogFunction(options.logger, `tcp transport ${this.host}:${port}: `, {
+      component: 'tcp-transport',
+      host: this.host,
+      port,
+    });
   }
 
   /**

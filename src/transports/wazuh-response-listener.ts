@@ -61,7 +61,9 @@ export class WazuhResponseListener {
    * @throws RangeError when `maxFrameBytes` is not a positive integer.
    */
   constructor(options: WazuhResponseListenerOptions = {}) {
-    this.#log = toLogFunction(options.logger, 'response listener: ');
+    this.#log = toLogFunction(options.logger, 'response listener: ', {
+      component: 'response-listener',
+    });
     this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     if (!Number.isInteger(this.#maxFrameBytes) || this.#maxFrameBytes < 1) {
       throw new RangeError('maxFrameBytes must be a positive integer');

@@ -238,6 +238,26 @@ describe('TcpTransport with MockManagerServer', () => {
     expect(logger.lines.some((l) => l.includes('1001'))).toBe(true);
   });
 
+  it('gives a pino-style logger the transport and its address as fields', async () => {
+    const sockets: Socket[] = [];
+    const raw = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise<void>((resolve) => raw.close(() => resolve())));
+    const port = (raw.address() as { port: number }).port;
+    const calls: Array<{ fields: object; message: string }> = [];
+    const record = (fields: object, message: string) => calls.push({ fields, message });
+    const logger = { debug: record, info: record, warn: record, error: record };
+    const transport = new TcpTransport({ port, moduleName: 'fim', logger });
+    cleanup.push(() => transport.close());
+    await transport.start();
+    await until(() => sockets.length === 1);
+    (sockets[0] as Socket).write(encodeFrame(utf8.encode('sca_sync '), utf8.encode('x')));
+    await until(() => calls.some((c) => c.message.includes("unknown module 'sca'")));
+    for (const call of calls) {
+      expect(call.fields).toMatchObject({ component: 'tcp-transport', host: '127.0.0.1', port });
+    }
+  });
+
   it('refuses start() after close()', async () => {
     const server = await startServer();
     const transport = new TcpTransport({ port: server.port });

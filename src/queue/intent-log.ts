@@ -43,16 +43,16 @@ const OPERATIONS: ReadonlySet<number> = new Set([
  */
 export class IntentLog {
   readonly path: string;
-  private fd: number | undefined;
+  #fd: number | undefined;
   /** Bytes of valid records in the file; where the next record goes. */
-  private end = 0;
-  private buffer = Buffer.allocUnsafe(4096);
+  #end = 0;
+  #buffer = Buffer.allocUnsafe(4096);
 
   /** Opens (creating, owner-only) the log at `path`. */
   constructor(path: string) {
     this.path = path;
     // Not O_APPEND: writes go to an explicit offset (see above).
-    this.fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
+    this.#fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
   }
 
   /**
@@ -60,7 +60,7 @@ export class IntentLog {
    * missing, torn or corrupt. Records at or before `after` (already in SQLite) are skipped.
    */
   read(after: number): LoggedChange[] {
-    const fd = this.open();
+    const fd = this.#open();
     const size = fstatSync(fd).size;
     const bytes = Buffer.allocUnsafe(size);
     let got = 0;
@@ -87,16 +87,16 @@ export class IntentLog {
       }
       at = start + length;
     }
-    this.end = at;
+    this.#end = at;
     return out;
   }
 
   /** Appends one change; when this returns, it survives a crash of the process. */
   append(serial: number, id: string, operation: Operation, index: string, data: string): void {
-    const fd = this.open();
+    const fd = this.#open();
     const need = HEADER_BYTES + FIXED_PAYLOAD_BYTES + 3 * (id.length + index.length + data.length); // UTF-8 takes at most 3 bytes per UTF-16 unit
-    if (this.buffer.length < need) this.buffer = Buffer.allocUnsafe(need * 2);
-    const b = this.buffer;
+    if (this.#buffer.length < need) this.#buffer = Buffer.allocUnsafe(need * 2);
+    const b = this.#buffer;
     let at = HEADER_BYTES;
     b.writeDoubleLE(serial, at);
     at += 8;
@@ -109,34 +109,34 @@ export class IntentLog {
     b.writeUInt32LE(crc32(b.subarray(HEADER_BYTES, at)), 4);
     let written = 0;
     while (written < at) {
-      written += writeSync(fd, b, written, at - written, this.end + written);
+      written += writeSync(fd, b, written, at - written, this.#end + written);
     }
-    this.end += at;
+    this.#end += at;
   }
 
   /** Empties the log once its records are in SQLite. */
   clear(): void {
-    ftruncateSync(this.open(), 0);
-    this.end = 0;
+    ftruncateSync(this.#open(), 0);
+    this.#end = 0;
   }
 
   /** Bytes of records in the log. */
   get bytes(): number {
-    return this.end;
+    return this.#end;
   }
 
   /** Closes the file, and deletes it when it holds no record: a clean close leaves no log. */
   close(): void {
-    const fd = this.fd;
-    this.fd = undefined;
+    const fd = this.#fd;
+    this.#fd = undefined;
     if (fd === undefined) return;
     closeSync(fd);
-    if (this.end === 0) rmSync(this.path, { force: true });
+    if (this.#end === 0) rmSync(this.path, { force: true });
   }
 
-  private open(): number {
-    if (this.fd === undefined) throw new Error('intent log: closed');
-    return this.fd;
+  #open(): number {
+    if (this.#fd === undefined) throw new Error('intent log: closed');
+    return this.#fd;
   }
 }
 

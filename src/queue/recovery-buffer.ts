@@ -14,25 +14,25 @@ interface BufferedItem {
  */
 export class RecoveryBuffer {
   // A Map keeps first-insertion order even when a key is set again.
-  private readonly items = new Map<string, BufferedItem>();
+  readonly #items = new Map<string, BufferedItem>();
 
   add(id: string, operation: Operation, index: string, data: string): void {
-    this.items.set(id, { id, operation, index, data });
+    this.#items.set(id, { id, operation, index, data });
   }
 
   clear(): void {
-    this.items.clear();
+    this.#items.clear();
   }
 
   get size(): number {
-    return this.items.size;
+    return this.#items.size;
   }
 
   /** The entries in insertion order, numbered 0..size-1. */
   snapshot(): SyncRow[] {
     const rows: SyncRow[] = [];
     let seq = 0;
-    for (const { id, operation, index, data } of this.items.values()) {
+    for (const { id, operation, index, data } of this.#items.values()) {
       rows.push({ seq: seq++, id, index, data, operation });
     }
     return rows;
@@ -41,7 +41,7 @@ export class RecoveryBuffer {
   /** Sorted unique index names of the entries. */
   indices(): string[] {
     const names = new Set<string>();
-    for (const item of this.items.values()) names.add(item.index);
+    for (const item of this.#items.values()) names.add(item.index);
     return [...names].sort();
   }
 }

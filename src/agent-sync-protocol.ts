@@ -157,6 +157,9 @@ export class AgentSyncProtocol {
    */
   #unfinishedTake = false;
 
+  /** The queue {@link AgentSyncProtocol.open} opened for the constructor it is calling. */
+  static #openedQueue: PersistentQueue | undefined;
+
   static {
     queueOfAgent = (agent) => agent.#queue;
   }
@@ -164,7 +167,13 @@ export class AgentSyncProtocol {
   /**
    * Open (or create) the queue at `options.dbPath` and wire the transport's responses, if it
    * has `onResponse`, to `parseResponseBuffer`. Rows a crashed sync left as syncing go back to
-   * pending. Waits synchronously up to `busyTimeoutMs` for another instance on the same file.
+   * pending.
+   *
+   * While another instance (in this process or another) has the same `dbPath` open, this blocks
+   * the thread until it closes, up to `busyTimeoutMs` (default 5 s): no timer, I/O callback or
+   * other sync of the process runs meanwhile. Where another instance may still hold the file
+   * (a restart overlapping a shutdown), use {@link AgentSyncProtocol.open}, which waits without
+   * blocking.
    *
    * @param options See {@link AgentSyncProtocolOptions}; only `moduleName`, `dbPath` and
    *   `transport` are required.
@@ -178,28 +187,16 @@ export class AgentSyncProtocol {
    * const sync = new AgentSyncProtocol({ moduleName: 'sca', dbPath: 'sca_sync.db', transport });
    */
   constructor(options: AgentSyncProtocolOptions) {
-    if (options === null || typeof options !== 'object') {
-      throw new TypeError('AgentSyncProtocol needs an options object');
-    }
+    const opened = AgentSyncProtocol.#openedQueue;
+    AgentSyncProtocol.#openedQueue = undefined;
+    checkOptions(options);
     const { moduleName, dbPath, transport } = options;
-    validateModuleName(moduleName);
-    if (typeof dbPath !== 'string' || dbPath.length === 0) {
-      throw new TypeError("options.dbPath must be a file path or ':memory:'");
-    }
-    if (
-      transport === null ||
-      typeof transport !== 'object' ||
-      typeof transport.start !== 'function' ||
-      typeof transport.send !== 'function'
-    ) {
-      throw new TypeError('options.transport must implement start() and send()');
-    }
     this.moduleName = moduleName;
     this.#log = toLogFunction(options.logger, `[${moduleName}] `, { module: moduleName });
     this.#syncDefaults = { ...options.syncDefaults };
     this.#metadata = toStartMetadata({ ...hostAgentInfo(), ...definedFields(options.agentInfo) });
     this.#validator = new ChangeValidator(moduleName);
-    this.#queue = new PersistentQueue(dbPath, { busyTimeoutMs: options.busyTimeoutMs ?? 5000 });
+    this.#queue = opened ?? new PersistentQueue(dbPath, queueOptions(options));
     try {
       this.#link = new TransportLink(transport, moduleName, this.#log);
       this.#driver = new SessionDriver(this.#link, () => this.#metadata, this.#log);
@@ -210,6 +207,44 @@ export class AgentSyncProtocol {
       // A transport that throws here must not leave the database owned by a dead instance.
       this.#queue.close();
       throw err;
+    }
+  }
+
+  /**
+   * The constructor's instance, but waiting for another instance on the same `dbPath` without
+   * blocking the thread: each attempt to take the database fails at once while it is held, and
+   * the next comes on a timer at most 50 ms later, until `busyTimeoutMs` has passed. Timers,
+   * I/O and other syncs of the process run meanwhile. The instance it resolves is the same as a
+   * constructed one (its later writes wait for a lock up to `busyTimeoutMs`, as the
+   * constructor's do).
+   *
+   * @param options As the constructor's; see {@link AgentSyncProtocolOptions}.
+   * @throws {TypeError} (as a rejected promise, at once: before any wait) As the constructor.
+   * @throws {RangeError} (as a rejected promise, at once) As the constructor, or when
+   *   `busyTimeoutMs` is not a non-negative integer.
+   * @throws {StorageError} (as a rejected promise) The constructor's error: the database is still
+   *   held by another instance after `busyTimeoutMs` (nothing is left open or locked; a later
+   *   open can succeed), or cannot be opened at all (unreadable, corrupt; at once).
+   * @example
+   * const sync = await AgentSyncProtocol.open({
+   *   moduleName: 'fim',
+   *   dbPath: '/var/ossec/queue/fim/db/fim_sync.db',
+   *   transport: new WazuhQueueTransport(),
+   * });
+   */
+  static async open(options: AgentSyncProtocolOptions): Promise<AgentSyncProtocol> {
+    checkOptions(options);
+    const queue = await PersistentQueue.open(options.dbPath, queueOptions(options));
+    AgentSyncProtocol.#openedQueue = queue;
+    try {
+      return new AgentSyncProtocol(options);
+    } catch (err) {
+      // The constructor throws only before it owns the queue or after closing it (a throwing
+      // transport); either way the queue is this method's to close (close() is idempotent).
+      queue.close();
+      throw err;
+    } finally {
+      AgentSyncProtocol.#openedQueue = undefined;
     }
   }
 
@@ -713,6 +748,30 @@ export class AgentSyncProtocol {
       onProgress: options.onProgress,
     };
   }
+}
+
+/** The constructor's checks of its options, which open() also makes before any wait. */
+function checkOptions(options: AgentSyncProtocolOptions): void {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError('AgentSyncProtocol needs an options object');
+  }
+  const { moduleName, dbPath, transport } = options;
+  validateModuleName(moduleName);
+  if (typeof dbPath !== 'string' || dbPath.length === 0) {
+    throw new TypeError("options.dbPath must be a file path or ':memory:'");
+  }
+  if (
+    transport === null ||
+    typeof transport !== 'object' ||
+    typeof transport.start !== 'function' ||
+    typeof transport.send !== 'function'
+  ) {
+    throw new TypeError('options.transport must implement start() and send()');
+  }
+}
+
+function queueOptions(options: AgentSyncProtocolOptions): { busyTimeoutMs: number } {
+  return { busyTimeoutMs: options.busyTimeoutMs ?? 5000 };
 }
 
 /** A value as an error message shows it: its type, and the value itself when short. */

@@ -58,7 +58,7 @@ export interface SyncProgress {
   retransmitted: number;
 }
 
-/** What `new AgentSyncProtocol(options)` takes. */
+/** What `new AgentSyncProtocol(options)` and `AgentSyncProtocol.open(options)` take. */
 export interface AgentSyncProtocolOptions {
   /**
    * Module name, e.g. 'fim', 'sca', 'syscollector'. Also the `s:<module>:` header of each
@@ -79,7 +79,8 @@ export interface AgentSyncProtocolOptions {
   agentInfo?: Partial<AgentInfo>;
   /**
    * How long opening or writing the database waits for another process's lock, and opening waits
-   * for another instance on the same `dbPath` to close. Default 5000 ms.
+   * for another instance on the same `dbPath` to close. Default 5000 ms. The constructor waits
+   * blocking the thread; `AgentSyncProtocol.open` waits on timers.
    */
   busyTimeoutMs?: number;
   /** Defaults for every sync call of this instance; checked at each sync, like {@link SyncOptions}. */

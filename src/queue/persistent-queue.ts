@@ -67,6 +67,11 @@ export interface PersistentQueueOptions {
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
+// open() tries again after 5, 10, 20, 40, 50, 50... ms: an owner that closes is seen within
+// 50 ms, and a long wait costs one failed attempt (two lock-file opens) per 50 ms.
+const FIRST_RETRY_MS = 5;
+const MAX_RETRY_MS = 50;
+
 // Logged changes move into SQLite in one transaction once there are this many (or this many
 // bytes of them), and before any call that reads the queue. Bounds the log and the memory
 // holding its changes; at 1024 the per-transaction cost is already noise.
@@ -238,9 +243,15 @@ interface Connection {
  * that reads the queue; opening replays what a crash left in the log. Every storage failure
  * surfaces as a {@link StorageError} and leaves the queue as it was. One open queue owns a
  * database file (an {@link OwnerLock}): a second opener waits for it to close, up to the busy
- * timeout.
+ * timeout (the constructor blocking the thread, {@link PersistentQueue.open} on timers).
  */
 export class PersistentQueue {
+  /**
+   * How long the next construction waits for a lock: set by {@link PersistentQueue.open} around
+   * each attempt (0, it waits on timers instead), unset for `new` (the busy timeout).
+   */
+  static #attemptWaitMs: number | undefined;
+
   readonly path: string;
   readonly busyTimeoutMs: number;
   private conn: Connection | undefined;
@@ -253,22 +264,32 @@ export class PersistentQueue {
   private loggedBytes = 0;
   private serial = 0;
 
+  /**
+   * Opens (or creates) the queue at `path`. While another queue (in this process or another)
+   * has the database open, or another connection holds its write lock, this blocks the thread up
+   * to `busyTimeoutMs` (SQLite sleeps; no timer or I/O callback runs); {@link PersistentQueue.open}
+   * waits without blocking.
+   *
+   * @throws {RangeError} When `busyTimeoutMs` is not a non-negative integer.
+   * @throws {StorageError} When the database cannot be opened (still in use after
+   *   `busyTimeoutMs`, unreadable, corrupt, missing directory).
+   */
   constructor(path: string, options: PersistentQueueOptions = {}) {
-    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
-    if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
-      throw new RangeError(`busyTimeoutMs must be a non-negative integer, got ${busyTimeoutMs}`);
-    }
+    const attemptWaitMs = PersistentQueue.#attemptWaitMs;
+    PersistentQueue.#attemptWaitMs = undefined;
+    const busyTimeoutMs = busyTimeoutOf(options);
     this.path = path;
     this.busyTimeoutMs = busyTimeoutMs;
     const memory = path === ':memory:' || path === '';
+    const waitMs = attemptWaitMs ?? busyTimeoutMs;
 
     // Owned before anything is read: crash recovery below would reset another owner's take.
-    if (!memory) this.owner = this.own(path);
+    if (!memory) this.owner = this.own(path, waitMs);
     let db: Database.Database | undefined;
     try {
       if (!memory) createOwnerOnlyFile(path);
       // `timeout` is SQLite's busy timeout: a second opener waits out a lock instead of failing.
-      const handle = new Database(path, { timeout: busyTimeoutMs });
+      const handle = new Database(path, { timeout: waitMs });
       db = handle;
       if (!memory) handle.pragma('journal_mode = WAL');
       // In WAL mode NORMAL loses no commit on a process crash, only possibly on power loss.
@@ -288,6 +309,8 @@ export class PersistentQueue {
       }
       // Crash recovery: a take left behind failed, and its data may have reached the manager.
       conn.complete.immediate(false, true);
+      // Opened by open(): later statements wait as those of a constructed queue do.
+      if (waitMs !== busyTimeoutMs) handle.pragma(`busy_timeout = ${busyTimeoutMs}`);
     } catch (err) {
       this.conn = undefined;
       this.logged = [];
@@ -311,9 +334,48 @@ export class PersistentQueue {
     }
   }
 
-  private own(path: string): OwnerLock {
+  /**
+   * Opens (or creates) the queue at `path` like the constructor, but waits for another queue
+   * (or another connection's write lock) on timers instead of blocking the thread: each attempt
+   * fails at once on a lock, and the next comes at most 50 ms later, until `busyTimeoutMs` has
+   * passed. A failed attempt closes everything it opened.
+   *
+   * @throws {RangeError} (as a rejected promise, at once) When `busyTimeoutMs` is not a
+   *   non-negative integer.
+   * @throws {StorageError} (as a rejected promise) The constructor's error: the database is
+   *   still in use after `busyTimeoutMs`, or cannot be opened at all (at once).
+   * @example
+   * const queue = await PersistentQueue.open('/var/lib/module/queue.db', { busyTimeoutMs: 5000 });
+   */
+  static async open(path: string, options: PersistentQueueOptions = {}): Promise<PersistentQueue> {
+    const busyTimeoutMs = busyTimeoutOf(options);
+    const start = performance.now();
+    let pause = FIRST_RETRY_MS;
+    for (;;) {
+      try {
+        return PersistentQueue.#attempt(path, options);
+      } catch (err) {
+        const waited = performance.now() - start;
+        if (!isBusy(err) || waited >= busyTimeoutMs) throw err;
+        await sleep(Math.min(pause, busyTimeoutMs - waited));
+        pause = Math.min(pause * 2, MAX_RETRY_MS);
+      }
+    }
+  }
+
+  /** One attempt of open(): the constructor, failing at once on a lock. */
+  static #attempt(path: string, options: PersistentQueueOptions): PersistentQueue {
+    PersistentQueue.#attemptWaitMs = 0;
     try {
-      return new OwnerLock(`${path}-lock`, this.busyTimeoutMs);
+      return new PersistentQueue(path, options);
+    } finally {
+      PersistentQueue.#attemptWaitMs = undefined;
+    }
+  }
+
+  private own(path: string, waitMs: number): OwnerLock {
+    try {
+      return new OwnerLock(`${path}-lock`, waitMs);
     } catch (err) {
       const busy = err instanceof Database.SqliteError && err.code.startsWith('SQLITE_BUSY');
       const reason = busy
@@ -548,6 +610,25 @@ export class PersistentQueue {
     }
     return message;
   }
+}
+
+function busyTimeoutOf(options: PersistentQueueOptions): number {
+  const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+  if (!Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+    throw new RangeError(`busyTimeoutMs must be a non-negative integer, got ${busyTimeoutMs}`);
+  }
+  return busyTimeoutMs;
+}
+
+/** An open that failed on a lock (another queue, another connection's write): worth retrying. */
+function isBusy(err: unknown): boolean {
+  const cause = err instanceof StorageError ? err.cause : undefined;
+  return cause instanceof Database.SqliteError && cause.code.startsWith('SQLITE_BUSY');
+}
+
+// A plain timer (not node:timers/promises): fake timers drive it like any other.
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 // The rules live in SQL; a Delete first tries to drop a New Pending row outright.

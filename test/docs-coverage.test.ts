@@ -1,12 +1,6 @@
 // Every public symbol has a doc comment, and the published declarations show
 // no `private` members.
 //
-// LEAD: DISABLED UNTIL THE ISSUE 10 BRANCHES ARE MERGED. Each engineer
-// documents their own files in parallel, so on any single branch this lists
-// the others' symbols. After the merge, delete the `DOC_COVERAGE` condition
-// below so the suite enforces it. To see the current list:
-//   DOC_COVERAGE=1 npx vitest run test/docs-coverage.test.ts
-//
 // Public = exported from src/index.ts or src/testing/index.ts (the package's
 // entry points), with their members: constructors, public methods, properties
 // and accessors of classes, fields of interfaces and object types, enum
@@ -117,34 +111,31 @@ function declarations(prog: ts.Program): Map<string, string> {
   return out;
 }
 
-describe.skipIf(process.env.DOC_COVERAGE !== '1')(
-  'public API documentation (enable after merge)',
-  () => {
-    let built: ts.Program | undefined;
-    const prog = () => {
-      built ??= program();
-      return built;
-    };
+describe('public API documentation', () => {
+  let built: ts.Program | undefined;
+  const prog = () => {
+    built ??= program();
+    return built;
+  };
 
-    it('every public symbol and member has a doc comment', () => {
-      const missing = undocumented(prog());
-      if (missing.length > 0) console.log(`undocumented:\n${missing.join('\n')}`);
-      expect(missing).toEqual([]);
-    });
+  it('every public symbol and member has a doc comment', () => {
+    const missing = undocumented(prog());
+    if (missing.length > 0) console.log(`undocumented:\n${missing.join('\n')}`);
+    expect(missing).toEqual([]);
+  });
 
-    it('the emitted declarations show no private members', () => {
-      const leaks: string[] = [];
-      for (const [file, text] of declarations(prog())) {
-        for (const line of text.split('\n')) {
-          if (/^\s*(?:(?:static|readonly)\s+)*private\s/.test(line))
-            leaks.push(`${file}: ${line.trim()}`);
-        }
+  it('the emitted declarations show no private members', () => {
+    const leaks: string[] = [];
+    for (const [file, text] of declarations(prog())) {
+      for (const line of text.split('\n')) {
+        if (/^\s*(?:(?:static|readonly)\s+)*private\s/.test(line))
+          leaks.push(`${file}: ${line.trim()}`);
       }
-      if (leaks.length > 0) console.log(`private in .d.ts:\n${leaks.join('\n')}`);
-      expect(leaks).toEqual([]);
-    });
-  },
-);
+    }
+    if (leaks.length > 0) console.log(`private in .d.ts:\n${leaks.join('\n')}`);
+    expect(leaks).toEqual([]);
+  });
+});
 
 // Always on: the checks above find what they are meant to find.
 describe('the documentation checks', () => {

@@ -17,7 +17,7 @@ import Database from 'better-sqlite3';
  * while a newcomer locks a new one.
  */
 export class OwnerLock {
-  private db: Database.Database | undefined;
+  #db: Database.Database | undefined;
 
   /** Takes the lock, waiting up to `busyTimeoutMs` for an owner to close. */
   constructor(path: string, busyTimeoutMs: number) {
@@ -31,13 +31,13 @@ export class OwnerLock {
       db.close();
       throw err;
     }
-    this.db = db;
+    this.#db = db;
   }
 
   /** Releases the lock; idempotent. */
   release(): void {
-    const db = this.db;
-    this.db = undefined;
+    const db = this.#db;
+    this.#db = undefined;
     db?.close();
   }
 }

@@ -254,15 +254,15 @@ export class PersistentQueue {
 
   readonly path: string;
   readonly busyTimeoutMs: number;
-  private conn: Connection | undefined;
+  #conn: Connection | undefined;
   /** Absent for an in-memory database, which has nothing to survive. */
-  private log: IntentLog | undefined;
+  #log: IntentLog | undefined;
   /** Absent for an in-memory database, which nobody else can open. */
-  private owner: OwnerLock | undefined;
+  #owner: OwnerLock | undefined;
   /** Changes in the log and not yet in SQLite, in order; their last serial is `serial`. */
-  private logged: QueueChange[] = [];
-  private loggedBytes = 0;
-  private serial = 0;
+  #logged: QueueChange[] = [];
+  #loggedBytes = 0;
+  #serial = 0;
 
   /**
    * Opens (or creates) the queue at `path`. While another queue (in this process or another)
@@ -284,7 +284,7 @@ export class PersistentQueue {
     const waitMs = attemptWaitMs ?? busyTimeoutMs;
 
     // Owned before anything is read: crash recovery below would reset another owner's take.
-    if (!memory) this.owner = this.own(path, waitMs);
+    if (!memory) this.#owner = this.#own(path, waitMs);
     let db: Database.Database | undefined;
     try {
       if (!memory) createOwnerOnlyFile(path);
@@ -298,27 +298,27 @@ export class PersistentQueue {
       handle.transaction(() => handle.exec(SCHEMA)).immediate();
       handle.exec(TEMP_SCHEMA);
       const conn = prepare(handle);
-      this.conn = conn;
-      this.serial = conn.s.logApplied.get() as number;
+      this.#conn = conn;
+      this.#serial = conn.s.logApplied.get() as number;
       if (!memory) {
-        this.log = new IntentLog(`${path}-intent`);
+        this.#log = new IntentLog(`${path}-intent`);
         // Changes logged before a crash come first: they followed any take still active.
-        this.logged = this.log.read(this.serial);
-        this.serial += this.logged.length;
-        this.moveLogged(conn);
+        this.#logged = this.#log.read(this.#serial);
+        this.#serial += this.#logged.length;
+        this.#moveLogged(conn);
       }
       // Crash recovery: a take left behind failed, and its data may have reached the manager.
       conn.complete.immediate(false, true);
       // Opened by open(): later statements wait as those of a constructed queue do.
       if (waitMs !== busyTimeoutMs) handle.pragma(`busy_timeout = ${busyTimeoutMs}`);
     } catch (err) {
-      this.conn = undefined;
-      this.logged = [];
+      this.#conn = undefined;
+      this.#logged = [];
       // The lock last: the files are closed when the next owner comes.
       for (const release of [
-        () => this.log?.close(),
+        () => this.#log?.close(),
         () => db?.close(),
-        () => this.owner?.release(),
+        () => this.#owner?.release(),
       ]) {
         try {
           release();
@@ -326,9 +326,9 @@ export class PersistentQueue {
           // The open error is the one worth reporting.
         }
       }
-      this.log = undefined;
-      this.owner = undefined;
-      throw new StorageError(`persistent queue: cannot open ${path}: ${this.reason(err)}`, {
+      this.#log = undefined;
+      this.#owner = undefined;
+      throw new StorageError(`persistent queue: cannot open ${path}: ${this.#reason(err)}`, {
         cause: err,
       });
     }
@@ -373,7 +373,7 @@ export class PersistentQueue {
     }
   }
 
-  private own(path: string, waitMs: number): OwnerLock {
+  #own(path: string, waitMs: number): OwnerLock {
     try {
       return new OwnerLock(`${path}-lock`, waitMs);
     } catch (err) {
@@ -381,7 +381,7 @@ export class PersistentQueue {
       const reason = busy
         ? `another queue has this database open (${path}-lock stayed locked for more than ` +
           `${this.busyTimeoutMs} ms); open one queue per database, in this process or any other`
-        : this.reason(err);
+        : this.#reason(err);
       throw new StorageError(`persistent queue: cannot open ${path}: ${reason}`, { cause: err });
     }
   }
@@ -393,7 +393,7 @@ export class PersistentQueue {
    */
   persist(id: string, operation: Operation, index: string, data: string): void {
     const what = 'persist a change';
-    const o = this.live(what);
+    const o = this.#live(what);
     // Checked here, not by SQLite's CHECK: a logged change SQLite refuses would block every
     // later batch.
     if (operation !== Operation.Create && operation !== Operation.Modify && operation !== DELETE) {
@@ -401,25 +401,25 @@ export class PersistentQueue {
         `persistent queue: cannot ${what}: operation must be Create, Modify or Delete, got ${operation}`,
       );
     }
-    if (this.logged.length >= FLUSH_CHANGES || this.loggedBytes >= FLUSH_BYTES) {
-      this.flush(o, what);
+    if (this.#logged.length >= FLUSH_CHANGES || this.#loggedBytes >= FLUSH_BYTES) {
+      this.#flush(o, what);
     }
     try {
-      this.log?.append(this.serial + 1, id, operation, index, data);
+      this.#log?.append(this.#serial + 1, id, operation, index, data);
     } catch (err) {
-      throw this.wrap(what, err);
+      throw this.#wrap(what, err);
     }
-    this.serial++;
-    this.logged.push({ id, operation, index, data });
-    this.loggedBytes += id.length + index.length + data.length;
+    this.#serial++;
+    this.#logged.push({ id, operation, index, data });
+    this.#loggedBytes += id.length + index.length + data.length;
   }
 
   /** Applies `items` in order, with the same rules as {@link persist}, all or nothing. */
   persistMany(items: readonly QueueChange[]): void {
     const what = 'persist changes';
-    const o = this.live(what);
+    const o = this.#live(what);
     if (items.length === 0) return;
-    this.flush(o, what, items);
+    this.#flush(o, what, items);
   }
 
   /**
@@ -427,12 +427,12 @@ export class PersistentQueue {
    * Throws an Error if the previous take was not completed.
    */
   take(): TakeResult {
-    const o = this.live('take');
-    this.flush(o, 'take');
+    const o = this.#live('take');
+    this.#flush(o, 'take');
     try {
       return o.take.immediate();
     } catch (err) {
-      throw this.wrap('take', err);
+      throw this.#wrap('take', err);
     }
   }
 
@@ -441,9 +441,9 @@ export class PersistentQueue {
    * with their current content (a row changed during the sync shows its new data and operation).
    */
   readSeqs(fromSeq: number, toSeq: number, limit: number): SyncRow[] {
-    const o = this.live('read the active take');
+    const o = this.#live('read the active take');
     if (limit <= 0 || toSeq < fromSeq) return [];
-    this.flush(o, 'read the active take');
+    this.#flush(o, 'read the active take');
     const { s } = o;
     try {
       // Raw rows (arrays) cost about half of better-sqlite3's row objects; build ours instead.
@@ -455,7 +455,7 @@ export class PersistentQueue {
       }
       return out;
     } catch (err) {
-      throw this.wrap('read the active take', err);
+      throw this.#wrap('read the active take', err);
     }
   }
 
@@ -467,36 +467,36 @@ export class PersistentQueue {
    * before and deleted during the sync are dropped. No-op without an active take.
    */
   complete(success: boolean, dataSent = false): void {
-    const o = this.live('complete the take');
-    this.flush(o, 'complete the take');
+    const o = this.#live('complete the take');
+    this.#flush(o, 'complete the take');
     try {
       o.complete.immediate(success, dataSent);
     } catch (err) {
-      throw this.wrap('complete the take', err);
+      throw this.#wrap('complete the take', err);
     }
   }
 
   /** Rows waiting for the next take. */
   pendingCount(): number {
-    const o = this.live('count pending rows');
-    this.flush(o, 'count pending rows');
+    const o = this.#live('count pending rows');
+    this.#flush(o, 'count pending rows');
     const { s } = o;
     try {
       return s.pendingCount.get() as number;
     } catch (err) {
-      throw this.wrap('count pending rows', err);
+      throw this.#wrap('count pending rows', err);
     }
   }
 
   /** All rows, taken or not. */
   size(): number {
-    const o = this.live('count rows');
-    this.flush(o, 'count rows');
+    const o = this.#live('count rows');
+    this.#flush(o, 'count rows');
     const { s } = o;
     try {
       return s.size.get() as number;
     } catch (err) {
-      throw this.wrap('count rows', err);
+      throw this.#wrap('count rows', err);
     }
   }
 
@@ -505,13 +505,13 @@ export class PersistentQueue {
    * the whole queue into memory.
    */
   inspect(): QueueEntry[] {
-    const o = this.live('inspect');
-    this.flush(o, 'inspect');
+    const o = this.#live('inspect');
+    this.#flush(o, 'inspect');
     const { s } = o;
     try {
       return s.inspect.all() as QueueEntry[];
     } catch (err) {
-      throw this.wrap('inspect', err);
+      throw this.#wrap('inspect', err);
     }
   }
 
@@ -522,7 +522,7 @@ export class PersistentQueue {
    * below the current size; no argument lifts it. Returns the cap in effect.
    */
   setMaxPageCount(pages?: number): number {
-    const { db } = this.live('set the page cap');
+    const { db } = this.#live('set the page cap');
     // 0xfffffffe is SQLite's own ceiling (SQLITE_MAX_PAGE_COUNT); larger values are clamped.
     const cap = pages === undefined ? 0xfffffffe : pages;
     if (!Number.isInteger(cap) || cap < 1) {
@@ -531,31 +531,31 @@ export class PersistentQueue {
     try {
       return db.pragma(`max_page_count = ${cap}`, { simple: true }) as number;
     } catch (err) {
-      throw this.wrap('set the page cap', err);
+      throw this.#wrap('set the page cap', err);
     }
   }
 
   /** Closes the database; idempotent. Later calls throw a StorageError. */
   close(): void {
-    const o = this.conn;
+    const o = this.#conn;
     if (o === undefined) return;
     try {
-      this.flush(o, 'close');
+      this.#flush(o, 'close');
     } catch {
       // Nothing is lost: the changes stay in the log, and the next open moves them into SQLite.
     }
-    this.conn = undefined;
-    this.logged = [];
+    this.#conn = undefined;
+    this.#logged = [];
     try {
-      this.log?.close();
+      this.#log?.close();
       o.db.close();
     } catch (err) {
-      throw this.wrap('close', err);
+      throw this.#wrap('close', err);
     } finally {
-      this.log = undefined;
+      this.#log = undefined;
       // Last, and even after a failed close: the file is safe for the next owner either way.
-      this.owner?.release();
-      this.owner = undefined;
+      this.#owner?.release();
+      this.#owner = undefined;
     }
   }
 
@@ -563,47 +563,47 @@ export class PersistentQueue {
    * Moves the logged changes, then `items`, into SQLite in one transaction and empties the log.
    * On failure the changes stay logged (and in memory) and the error names `what`.
    */
-  private flush(o: Connection, what: string, items: readonly QueueChange[] = []): void {
+  #flush(o: Connection, what: string, items: readonly QueueChange[] = []): void {
     try {
-      this.moveLogged(o, items);
+      this.#moveLogged(o, items);
     } catch (err) {
-      throw this.wrap(what, err);
+      throw this.#wrap(what, err);
     }
   }
 
-  private moveLogged(o: Connection, items: readonly QueueChange[] = []): void {
-    if (this.logged.length === 0 && items.length === 0) return;
-    o.persistMany.immediate(this.logged, this.serial, items);
-    if (this.logged.length === 0) return;
-    this.logged = [];
-    this.loggedBytes = 0;
+  #moveLogged(o: Connection, items: readonly QueueChange[] = []): void {
+    if (this.#logged.length === 0 && items.length === 0) return;
+    o.persistMany.immediate(this.#logged, this.#serial, items);
+    if (this.#logged.length === 0) return;
+    this.#logged = [];
+    this.#loggedBytes = 0;
     try {
-      this.log?.clear();
+      this.#log?.clear();
     } catch {
       // Harmless: SQLite recorded the serial, so a replay skips these records; the next
       // flush tries again.
     }
   }
 
-  private live(what: string): Connection {
-    if (this.conn === undefined) {
+  #live(what: string): Connection {
+    if (this.#conn === undefined) {
       throw new StorageError(`persistent queue: cannot ${what}: the queue is closed`);
     }
-    return this.conn;
+    return this.#conn;
   }
 
   // Only SQLite and file-system failures become StorageErrors; anything else is a bug worth
   // seeing as is.
-  private wrap(what: string, err: unknown): unknown {
+  #wrap(what: string, err: unknown): unknown {
     const fsError =
       err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string';
     if (!(err instanceof Database.SqliteError) && !fsError) return err;
-    return new StorageError(`persistent queue: cannot ${what}: ${this.reason(err)}`, {
+    return new StorageError(`persistent queue: cannot ${what}: ${this.#reason(err)}`, {
       cause: err,
     });
   }
 
-  private reason(err: unknown): string {
+  #reason(err: unknown): string {
     const message = err instanceof Error ? err.message : String(err);
     if (err instanceof Database.SqliteError && err.code.startsWith('SQLITE_BUSY')) {
       return `${message} (lock held by another connection for more than ${this.busyTimeoutMs} ms)`;

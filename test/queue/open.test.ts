@@ -225,21 +225,26 @@ describe('an instance from AgentSyncProtocol.open()', () => {
   });
 });
 
-/** A child process keeping a queue open on `dbPath` for `holdMs`; resolves once it has it. */
-function holdInChild(dbPath: string, holdMs: number): Promise<ChildProcess> {
+/** A child process keeping a queue open (or a write lock) on `dbPath` for `holdMs`; resolves once it has it. */
+function holdInChild(
+  dbPath: string,
+  holdMs: number,
+  child: 'owner-child.ts' | 'lock-child.ts' = 'owner-child.ts',
+): Promise<ChildProcess> {
+  const ready = child === 'owner-child.ts' ? 'open' : 'locked';
   return new Promise((resolve, reject) => {
-    const child = spawn(
+    const holder = spawn(
       process.execPath,
-      ['--import', 'tsx', fixture('owner-child.ts'), dbPath, String(holdMs)],
+      ['--import', 'tsx', fixture(child), dbPath, String(holdMs)],
       { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] },
     );
-    closing.push({ close: () => child.kill('SIGKILL') });
-    child.stdout?.setEncoding('utf8');
-    child.stdout?.on('data', (chunk: string) => {
-      if (chunk.includes('open')) resolve(child);
+    closing.push({ close: () => holder.kill('SIGKILL') });
+    holder.stdout?.setEncoding('utf8');
+    holder.stdout?.on('data', (chunk: string) => {
+      if (chunk.includes(ready)) resolve(holder);
     });
-    child.on('error', reject);
-    child.on('exit', (code) => reject(new Error(`owner child ended early (${code})`)));
+    holder.on('error', reject);
+    holder.on('exit', (code) => reject(new Error(`${child} ended early (${code})`)));
   });
 }
 
@@ -269,9 +274,11 @@ describe('PersistentQueue.open()', () => {
 
     const queue = track(await PersistentQueue.open(dbPath, { busyTimeoutMs: 20_000 }));
     expect(committedAtTick).toBe(5);
-    // Later statements wait for a lock as a constructed queue's do, not 0 ms as an attempt's.
-    const { db } = (queue as unknown as { conn: { db: Database.Database } }).conn;
-    expect(db.pragma('busy_timeout', { simple: true })).toBe(20_000);
+    // Later statements wait for a lock as a constructed queue's do, not 0 ms as an attempt's:
+    // a write while another process holds the lock for a moment succeeds once it is released.
+    await holdInChild(dbPath, 500, 'lock-child.ts');
+    queue.persistMany([{ id: 'a', operation: Operation.Create, index: 'i', data: doc('a') }]);
+    expect(queue.inspect().map((e) => e.id)).toEqual(['a']);
   });
 
   it('rejects other storage errors and invalid options at once', async () => {

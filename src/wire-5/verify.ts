@@ -10,13 +10,13 @@ import { SessionPayload } from './generated/wazuh/sync-schema/session-payload.js
 // on every body, with the same extra checks as src/wire/verify.ts (the seed
 // wire's verifier), which real builders always satisfy:
 // - a vtable must be at least 4 bytes (its own size + the table size);
-// - a present field must lie after the soffset and within the table's inline
-//   size given by the vtable;
+// - a table's inline size (from its vtable) must be 4..0x7fff bytes inside
+//   the buffer, and a present field must lie after the soffset and within it;
 // - vtable sizes and field offsets must be < 0x8000, because the JS runtime
 //   reads them as signed 16-bit values;
 // - offsets held in vectors follow the same rules as offset fields (non-zero,
 //   < 2^31, in bounds);
-// and these for the two unions, where C++ is laxer:
+// and these for the two unions, where C++ is laxer too:
 // - Message.content must have a known tag (1..6) and a value (C++ accepts
 //   NONE and unknown tags; the manager then answers 400 to them);
 // - FullSession.payload must be NONE without a value (C++ ignores a stray

@@ -208,7 +208,7 @@ describe('fuzzing the verifier and decoder', () => {
     const encoder = new FullSessionEncoder(64);
     fc.assert(
       fc.property(arbitrarySession, fc.integer(), fc.nat({ max: 3 }), (s, seed, times) => {
-        let bytes = encoder.encode(...toEncoderInput(s)).slice();
+        let bytes: Uint8Array = encoder.encode(...toEncoderInput(s)).slice();
         const random = prng(seed);
         for (let i = 0; i < times; i++) bytes = mutate(bytes, random);
         check(bytes);

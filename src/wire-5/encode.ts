@@ -115,7 +115,8 @@ function checkStart(start: StartFields, payload: PayloadInput | null): void {
  * Objects are created and fields added in exactly the order of the reference
  * agent (`waitMetadataAndBuildStart` and `buildFullSessionMessage` in wazuh/
  * wazuh agent_sync_protocol.cpp), so for the same session the bytes are the
- * reference's (test/fixtures/wire-5 holds its bytes, built by that code).
+ * agent's: test/fixtures/wire-5 holds the bytes of scripts/wire-5-reference.cpp,
+ * which drives the C++ builder the same way, and the tests compare.
  *
  * Throws RangeError for a u64 outside 0..2^64-1, an enum value outside its
  * declared range, or a session the reference never builds and the manager

@@ -41,15 +41,20 @@ const MAX_BUFFER_SIZE = 0x7fff_ffff;
  */
 const MAX_TABLES = 1_000_000;
 
-// Field kinds of the schema.
-/** u8/i8/u64, checked for bounds and alignment only. */
+// Field kinds of the schema, exported for the fixture tests.
+/** u8/i8/u64, checked for bounds and alignment only. @internal */
 export const SCALAR = 0;
+/** @internal */
 export const STRING = 1;
+/** @internal */
 export const VECTOR_OF_BYTES = 2;
+/** @internal */
 export const VECTOR_OF_STRINGS = 3;
+/** @internal */
 export const VECTOR_OF_TABLES = 4;
+/** @internal */
 export const TABLE = 5;
-/** A union's value; its tag is the SCALAR in the slot before. */
+/** A union's value; its tag is the SCALAR in the slot before. @internal */
 export const UNION = 6;
 
 /** @internal */

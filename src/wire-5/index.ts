@@ -1,0 +1,12 @@
+// The Wazuh 5.0 FullSession wire codec (schemas/fullSession.fbs). Not part
+// of the package's public API yet: the session driver that will use it comes
+// later, and src/wire stays the seed wire until then.
+export { decodeFullSession } from './decode.js';
+export { FullSessionEncoder } from './encode.js';
+export { MessageType } from './generated/wazuh/sync-schema/message-type.js';
+export { Mode } from './generated/wazuh/sync-schema/mode.js';
+export { Operation } from './generated/wazuh/sync-schema/operation.js';
+export { Option } from './generated/wazuh/sync-schema/option.js';
+export { SessionPayload } from './generated/wazuh/sync-schema/session-payload.js';
+export * from './types.js';
+export { verifyMessage } from './verify.js';

@@ -1,6 +1,7 @@
 // The mock indexer: the documents sessions wrote, the checksum Check mode compares, and the
-// indexer's availability and scripted failures. It knows nothing of the wire: a front hands it
-// the items of a complete session (see IndexBatch).
+// indexer's availability and scripted failures. It knows nothing of the wire: the seed front
+// hands it the items of a complete session (see IndexBatch); the 5.0 front reads and writes
+// single documents (get, put, remove, matching) and applies its manager's rules itself.
 import { isUtf8 } from 'node:buffer';
 import { computeIndexChecksum } from '../checksum.js';
 import type { LogFunction } from '../interfaces/logger.js';
@@ -13,11 +14,18 @@ import { CLEAN, type ItemRecords, itemRecord } from './session-items.js';
 export interface StoredDocument {
   /** The index the DataValue named. */
   index: string;
-  /** `<agentId>_<itemId>`. */
+  /**
+   * The document's `_id`: `<agentId>_<itemId>` from a seed session; `<cluster>_<agentId>_<itemId>`
+   * from a 5.0 (`stateful`) session, as the 5.0 manager keys it.
+   */
   id: string;
   /** The item id the agent sent. */
   itemId: string;
-  /** The `agentid` of the session's Start. */
+  /**
+   * The `agentid` of the session's Start: as sent on the seed wire; left-padded with zeros to 3
+   * digits on the 5.0 wire (`7` becomes `007`, `1234` stays), the form the 5.0 manager writes in
+   * `_id` and `wazuh.agent.id`.
+   */
   agentId: string;
   /** Module whose session wrote it. */
   module: string;
@@ -81,6 +89,13 @@ export class DocumentIndex {
   /** The next `times` indexings fail. */
   failNext(times: number): void {
     this.#failures = Math.max(0, times);
+  }
+
+  /** Use up one scripted failure (see failNext); whether one was due. */
+  takeFailure(): boolean {
+    if (this.#failures <= 0) return false;
+    this.#failures--;
+    return true;
   }
 
   /**
@@ -156,6 +171,51 @@ export class DocumentIndex {
   /** The checksum Check mode compares for this agent and index (see computeIndexChecksum). */
   checksum(agentId: string, index: string): string {
     return computeIndexChecksum(this.#agentDocuments(agentId, index));
+  }
+
+  /** The document `id` of `index` (its JSON parsed), or undefined. Do not modify it: put a new one. */
+  get(index: string, id: string): StoredDocument | undefined {
+    this.#flush();
+    const doc = this.#indices.get(index)?.get(id);
+    if (doc === undefined) return undefined;
+    documentData(doc);
+    return doc;
+  }
+
+  /** Store `doc` under its index and id, replacing the document there. The index keeps `doc`. */
+  put(doc: StoredDocument): void {
+    this.#flush();
+    let docs = this.#indices.get(doc.index);
+    if (docs === undefined) {
+      docs = new Map();
+      this.#indices.set(doc.index, docs);
+    }
+    docs.set(doc.id, { ...doc, raw: undefined, start: 0, end: 0 });
+  }
+
+  /** Remove the document `id` of `index`; whether there was one. */
+  remove(index: string, id: string): boolean {
+    this.#flush();
+    return this.#indices.get(index)?.delete(id) ?? false;
+  }
+
+  /**
+   * The documents of every index `pattern` names (JSON parsed), in a snapshot: the caller may
+   * put and remove while iterating. `*` in `pattern` matches any run of characters, as in an
+   * indexer URL; without one, `pattern` names one index. Do not modify the documents.
+   */
+  matching(pattern: string): StoredDocument[] {
+    this.#flush();
+    const out: StoredDocument[] = [];
+    const matches = indexMatcher(pattern);
+    for (const [name, docs] of this.#indices) {
+      if (!matches(name)) continue;
+      for (const doc of docs.values()) {
+        documentData(doc);
+        out.push(doc);
+      }
+    }
+    return out;
   }
 
   clear(): void {
@@ -242,6 +302,17 @@ function documentRefusal(chunk: Buffer, start: number, end: number): string {
   } catch (error) {
     return `not valid JSON (${errorMessage(error)})`;
   }
+}
+
+/** Whether an index name matches `pattern`, where `*` stands for any run of characters. */
+function indexMatcher(pattern: string): (name: string) => boolean {
+  if (!pattern.includes('*')) return (name) => name === pattern;
+  const source = pattern
+    .split('*')
+    .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+    .join('.*');
+  const regex = new RegExp(`^${source}$`, 's');
+  return (name) => regex.test(name);
 }
 
 /** The parsed JSON of a document, parsed on first use. */

@@ -196,6 +196,11 @@ export class FaultInjector {
     this.#silent = silent;
   }
 
+  /** Whether answers are withheld (setSilent); the 5.0 front withholds its answers too. */
+  get silent(): boolean {
+    return this.#silent;
+  }
+
   /** The status to answer instead of `status`, when one is forced. */
   ackStatus(type: AckType, status: Status): Status {
     const forced = this.#forced[type];

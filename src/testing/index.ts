@@ -2,12 +2,12 @@
 
 export { computeIndexChecksum } from '../checksum.js';
 export { type InProcessHandler, InProcessTransport } from '../transports/in-process.js';
-
 /**
  * The status a manager answer (StartAck, EndAck) carries; {@link MockManager.forceStatus}
  * forces one. The wire's own enum, documented member by member in the schema.
  */
 export { Status } from '../wire/index.js';
+export { isAgentScopedStateIndex } from './full-session-front.js';
 
 export {
   type AckType,
@@ -22,6 +22,11 @@ export {
   type MockManagerStats,
   type ReplyFunction,
   type ResponseDelivery,
+  type StatefulAnswer,
+  type StatefulFault,
+  type StatefulFaultAction,
+  type StatefulRequest,
+  type StatefulStats,
   type StoredDocument,
 } from './mock-manager.js';
 export {

@@ -1,7 +1,7 @@
-// MockManager: the public face of the mock. The work is split by concern so that a second wire
-// front can be added next to the seed one: DocumentIndex (documents, Check checksum, indexer
-// availability), FaultInjector (the network and what a test breaks on it) and SeedFront (the
-// seed protocol's sessions).
+// MockManager: the public face of the mock. The work is split by concern: DocumentIndex
+// (documents, Check checksum, indexer availability), FaultInjector (the network and what a test
+// breaks on it), SeedFront (the seed protocol's sessions), and for the Wazuh 5.0 wire
+// FullSessionFront (`POST /stateful` bodies) with StatefulFaults.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../interfaces/logger.js';
 import { toLogFunction } from '../logging.js';
@@ -16,9 +16,18 @@ import {
   type ReplyFunction,
   type ResponseDelivery,
 } from './faults.js';
+import {
+  DEFAULT_MAX_INFLIGHT_BYTES,
+  FullSessionFront,
+  isAgentScopedStateIndex,
+  type StatefulAnswer,
+  type StatefulRequest,
+  type StatefulStats,
+} from './full-session-front.js';
 import type { MockManagerServer } from './mock-manager-server.js';
 import { mulberry32 } from './prng.js';
 import { type EmptySessions, SeedFront } from './seed-front.js';
+import { type StatefulFault, StatefulFaults } from './stateful-faults.js';
 
 export type { StoredDocument } from './document-index.js';
 export type {
@@ -31,7 +40,9 @@ export type {
   ReplyFunction,
   ResponseDelivery,
 } from './faults.js';
+export type { StatefulAnswer, StatefulRequest, StatefulStats } from './full-session-front.js';
 export type { EmptySessions } from './seed-front.js';
+export type { StatefulFault, StatefulFaultAction } from './stateful-faults.js';
 
 /** Options of {@link MockManager}; every one is optional. */
 export interface MockManagerOptions {
@@ -87,6 +98,36 @@ export interface MockManagerOptions {
    * {@link MockManager.seed}).
    */
   seed?: number;
+  /**
+   * The manager's cluster name, for 5.0 sessions ({@link MockManager.stateful}): a session's
+   * `Start.cluster_name` must equal it byte for byte (else 403), and every document is keyed
+   * (`<cluster>_<agent>_<id>`) and stamped (`wazuh.cluster.name`) with it. Default 'wazuh', the
+   * `<cluster><name>` of the manager's shipped configuration (a manager whose configuration
+   * names none uses 'undefined').
+   */
+  clusterName?: string;
+  /**
+   * The 5.0 manager's in-flight byte budget (`max_inflight_bytes`), in bytes. With no body cap
+   * of its own, as by default, the manager answers 413 to a body larger than the budget minus
+   * one request's overhead (282,624 bytes with the default header limits); a budget below
+   * 1 MiB plus that overhead is raised to it, as the real one does. Default 268,435,456
+   * (256 MiB, the real default): bodies up to 268,152,832 bytes. Infinity: no limit.
+   */
+  maxInflightBytes?: number;
+  /**
+   * The feed offset the 5.0 manager's vulnerability scanner reports: a VDFirst/VDSync data
+   * session whose `Start.feed_offset` differs is answered 409
+   * `{"current_version":N,"error":"version_mismatch"}`. Default 0n, what a manager whose
+   * scanner is not running reports.
+   */
+  vdFeedOffset?: bigint;
+  /**
+   * Which indices a 5.0 session may touch. Documents of other indices are skipped, Cleans and
+   * metadata/group syncs ignore them, a Check of one is refused 400. Default
+   * {@link isAgentScopedStateIndex}, the real manager's rule, which it does not let anyone
+   * configure: change it only to model another manager build.
+   */
+  indexAllowlist?: (index: string) => boolean;
 }
 
 /** What {@link MockManager.stats} counts since the manager was created (or reset). */
@@ -129,6 +170,10 @@ export interface MockManagerStats {
  * it as strict and as slow as a given manager build (see
  * {@link MockManagerOptions}); {@link MockManagerServer} serves it over TCP.
  *
+ * It speaks both wires: the seed protocol's messages ({@link receive},
+ * {@link transport}) and Wazuh 5.0's one-body sessions ({@link stateful}).
+ * Their documents share one index, which {@link documents} shows.
+ *
  * @example
  * ```ts
  * import { AgentSyncProtocol, Mode, Operation } from 'agent-sync-protocol';
@@ -157,6 +202,8 @@ export class MockManager {
   readonly #index: DocumentIndex;
   readonly #faults: FaultInjector;
   readonly #front: SeedFront;
+  readonly #statefulFaults: StatefulFaults;
+  readonly #front5: FullSessionFront;
 
   /**
    * @param options - see {@link MockManagerOptions}; all optional.
@@ -190,6 +237,19 @@ export class MockManager {
     if (!Number.isSafeInteger(workers) || workers < 1) {
       throw new RangeError('workers must be a positive integer');
     }
+    const clusterName = options.clusterName ?? 'wazuh';
+    if (typeof clusterName !== 'string') throw new RangeError('clusterName must be a string');
+    const maxInflightBytes = options.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES;
+    if (
+      maxInflightBytes !== Number.POSITIVE_INFINITY &&
+      (!Number.isSafeInteger(maxInflightBytes) || maxInflightBytes <= 0)
+    ) {
+      throw new RangeError('maxInflightBytes must be a positive safe integer or Infinity');
+    }
+    const vdFeedOffset = options.vdFeedOffset ?? 0n;
+    if (typeof vdFeedOffset !== 'bigint' || vdFeedOffset < 0n || vdFeedOffset >= 1n << 64n) {
+      throw new RangeError('vdFeedOffset must be a bigint in 0..2^64-1');
+    }
     const log = toLogFunction(options.logger, 'mock-manager: ', { component: 'mock-manager' });
     this.seed = (options.seed ?? randomBytes(4).readUInt32LE(0)) >>> 0;
     this.#index = new DocumentIndex(log);
@@ -206,6 +266,104 @@ export class MockManager {
       index: this.#index,
       faults: this.#faults,
     });
+    this.#statefulFaults = new StatefulFaults(mulberry32(this.seed ^ 0x5bd1e995));
+    const faults = this.#faults;
+    this.#front5 = new FullSessionFront({
+      clusterName,
+      maxInflightBytes,
+      vdFeedOffset,
+      indexAllowlist: options.indexAllowlist ?? isAgentScopedStateIndex,
+      log,
+      index: this.#index,
+      faults: this.#statefulFaults,
+      silent: () => faults.silent,
+    });
+  }
+
+  /**
+   * Handle one Wazuh 5.0 session: the body of a `POST /stateful` (one FlatBuffers
+   * `Message{FullSession}`), sent by the agent `request.agentId`. Resolves with the answer the
+   * real manager (`inventory_sync_server`, wazuh/wazuh f838614611) gives, in its order of
+   * checks. Every refusal's body is `{"error":"<reason>","code":<status>}`:
+   *
+   * - 413 `Request body is too large`: the body is larger than the budget allows (see
+   *   {@link MockManagerOptions.maxInflightBytes}).
+   * - 400 `Missing agent id header` (`agentId` is ''), then 400 `Empty body`.
+   * - 400 `Body is not a valid inventory sync message` (not a well-formed FlatBuffer: random
+   *   bytes, a truncated or corrupt body), `Unsupported message type: expected FullSession`,
+   *   `FullSession is missing its start table`, `Start is missing the module name`.
+   * - 400 `Agent id must be numeric`: `Start.agentid` or `agentId` is not all ASCII digits.
+   * - 403 `identity mismatch`: `Start.agentid` is not `agentId` as an integer (C `atoi`, so
+   *   `1` = `001`), or `Start.cluster_name` is not {@link MockManagerOptions.clusterName}; an
+   *   empty cluster name is 400 `Start is missing the cluster name` instead.
+   * - 400 `Invalid mode/payload combination`: ModuleDelta takes SyncData or Cleans,
+   *   ModuleCheck a ChecksumModule, the metadata and group modes no payload.
+   * - 400 `SyncData must carry at least one value`, `Cleans must carry at least one item`,
+   *   `ChecksumModule index must be an agent-scoped state index`, `ChecksumModule is missing
+   *   the checksum`.
+   * - 503 `Service unavailable`: the indexer is down ({@link setIndexerAvailable}).
+   * - 409 `{"current_version":N,"error":"version_mismatch"}`: a VDFirst/VDSync data session
+   *   whose feed offset is not {@link MockManagerOptions.vdFeedOffset}.
+   * - 400 `Invalid operation`: a data session with an operation outside Upsert/Delete.
+   * - 500 `Internal error`: the indexer failed ({@link failIndexing}), a document index has a
+   *   character the connector refuses (outside `[A-Za-z0-9._*-]`; what the session wrote
+   *   before that document stays), a document's `wazuh` (or `wazuh.agent`, ...) is not an
+   *   object, or a Check finds one of the agent's documents without a string
+   *   `checksum.hash.sha1`.
+   *
+   * Otherwise the session is applied and answered:
+   *
+   * - ModuleDelta + SyncData: 200 `{"status":"ok"}`. Each value is stored as
+   *   `<cluster>_<agent id padded to 3 digits>_<id>` in its index, with the manager's
+   *   `wazuh.agent.*` (id, name, version, groups, host) and `wazuh.cluster.name` written over
+   *   the document's. Values of indices outside the allowlist, of
+   *   `wazuh-states-vulnerabilities`, without an id, or (Upserts) whose data is not a JSON
+   *   object are skipped; when all are, 200 `{"status":"ok","noop":true}`. A value with a
+   *   version > 0 replaces the stored document only when that one's `state.document_version`
+   *   is absent or at most the version (equal replaces). Delete ignores versions.
+   * - ModuleDelta + Cleans: the agent's documents of each allowlisted index are deleted
+   *   (other agents' stay); 200 ok, or noop when no index is allowlisted.
+   * - ModuleCheck: 200 ok when the SHA-1 of the agent's `checksum.hash.sha1` values, sorted,
+   *   concatenated, equals the checksum; else 409 `{"status":"checksum_mismatch"}`.
+   * - Metadata/Group Delta: on the agent's documents of the Start's allowlisted indices whose
+   *   `state.document_version` is absent or at most `global_version`, writes the Start's
+   *   metadata (or groups) and `state.document_version` = global_version, `state.modified_at`
+   *   = now; Metadata/Group Check writes them only where they differ, without the version.
+   *   200 ok, or noop when no index is allowlisted.
+   *
+   * Faults ({@link injectStateful}) act first. Documents appear in {@link documents} when the
+   * promise resolves. The promise never rejects; it never settles for a dropped request or
+   * while {@link setSilent} is on. `body` is only read during the call.
+   *
+   * @example
+   * ```ts
+   * const body = encoder.encode(start, { type: 'SyncData', values: [doc] }); // wire-5 encoder
+   * const answer = await manager.stateful(body, { agentId: '001' });
+   * // { status: 200, body: '{"status":"ok"}' }
+   * ```
+   */
+  stateful(body: Uint8Array, request: StatefulRequest): Promise<StatefulAnswer> {
+    return this.#front5.stateful(body, request);
+  }
+
+  /**
+   * Add a scripted fault on `/stateful` requests; rules apply in the order injected (see
+   * {@link StatefulFault}): answer 503 with Retry-After, 500, answer late, or never answer.
+   *
+   * @throws RangeError for an unknown `action` or an option out of its range.
+   * @example
+   * ```ts
+   * manager.injectStateful({ action: 'unavailable', retryAfterSeconds: 1 }); // next session: 503
+   * manager.injectStateful({ action: 'drop', applied: true }); // then one applied, never answered
+   * ```
+   */
+  injectStateful(fault: StatefulFault): void {
+    this.#statefulFaults.inject(fault);
+  }
+
+  /** A snapshot of the `/stateful` counters (see {@link StatefulStats}). */
+  get statefulStats(): StatefulStats {
+    return this.#front5.stats;
   }
 
   /**
@@ -236,8 +394,9 @@ export class MockManager {
   }
 
   /**
-   * Copies of the stored documents, of one index or of all, with their JSON parsed. Documents
-   * of a session appear when its EndAck Ok goes out (see `endAckDelayMs`).
+   * Copies of the stored documents, of one index or of all, with their JSON parsed, from both
+   * wires: a seed session's appear when its EndAck Ok goes out (see `endAckDelayMs`), a 5.0
+   * session's when {@link stateful} answers (with the manager's `wazuh.*` fields in `data`).
    */
   documents(index?: string): StoredDocument[] {
     return this.#index.documents(index);
@@ -248,7 +407,11 @@ export class MockManager {
     return this.#index.count(index);
   }
 
-  /** The checksum Check mode compares for this agent and index (see computeIndexChecksum). */
+  /**
+   * The checksum a seed Check compares for this agent and index (see computeIndexChecksum). For
+   * a 5.0 session, pass the padded agent id (`'001'`); its Check also needs every document to
+   * have a `checksum.hash.sha1` (see {@link stateful}).
+   */
   indexChecksum(agentId: string, index: string): string {
     return this.#index.checksum(agentId, index);
   }
@@ -260,13 +423,19 @@ export class MockManager {
 
   /**
    * While false, Starts are answered Offline and indexing fails (sessions already started end
-   * with EndAck Error), as when the real manager's indexer is unreachable. Default true.
+   * with EndAck Error), and valid 5.0 sessions are answered 503 `Service unavailable` with
+   * nothing applied, as when the real manager's indexer is unreachable. Default true.
    */
   setIndexerAvailable(available: boolean): void {
     this.#index.available = available;
   }
 
-  /** The next `times` Full/Delta indexings fail: EndAck Error and nothing applied. */
+  /**
+   * The next `times` indexings fail with nothing applied: a seed Full/Delta session ends with
+   * EndAck Error; a 5.0 session that reaches the indexer (a data session with something to
+   * write, Cleans, Check, metadata/groups; not a no-op) is answered 500 `Internal error`.
+   * Both wires use up the same count.
+   */
   failIndexing(times = 1): void {
     this.#index.failNext(times);
   }
@@ -286,9 +455,13 @@ export class MockManager {
     this.#faults.inject(rule);
   }
 
-  /** Remove every fault rule. Messages already held or delayed are still delivered. */
+  /**
+   * Remove every fault rule, of both wires. Messages already held or delayed are still
+   * delivered.
+   */
   clearFaults(): void {
     this.#faults.clear();
+    this.#statefulFaults.clear();
   }
 
   /**
@@ -307,7 +480,8 @@ export class MockManager {
 
   /**
    * While silent the manager handles everything (sessions, documents) and answers nothing, as
-   * when its answers are lost on the way back. Default false.
+   * when its answers are lost on the way back; a {@link stateful} promise then never settles.
+   * Default false.
    */
   setSilent(silent: boolean): void {
     this.#faults.setSilent(silent);
@@ -326,23 +500,29 @@ export class MockManager {
   /**
    * Back to how a new manager starts, for the next test: no documents, no fault rules or
    * forced statuses, not silent, the indexer available with no failure scripted, and every
-   * counter of {@link stats} at 0. Live sessions, and messages already held or delayed, are
-   * left to finish (their documents then land in the cleared index).
+   * counter of {@link stats} and {@link statefulStats} at 0. Live sessions, and messages
+   * already held or delayed, are left to finish (their documents then land in the cleared
+   * index).
    */
   reset(): void {
     this.#index.clear();
     this.#index.available = true;
     this.#index.failNext(0);
     this.#faults.reset();
+    this.#statefulFaults.clear();
     this.#front.resetCounters();
+    this.#front5.resetStats();
   }
 
   /**
    * Clear every timer and drop sessions, held messages and pending EndAcks; later messages are
-   * ignored and nothing more is answered. The documents stay readable.
+   * ignored and nothing more is answered. Delayed and later {@link stateful} requests are
+   * answered 503 `Service unavailable`, as a stopping manager answers. The documents stay
+   * readable.
    */
   async close(): Promise<void> {
     this.#front.close();
+    this.#front5.close();
     this.#faults.close();
   }
 }

@@ -130,12 +130,14 @@ const CHECKSUM_PAGE = 1000;
 const MAX_LONG = (1n << 63n) - 1n;
 
 /** A body as the validator sees it, before the validation rules. */
-type Parsed =
+export type Parsed =
   | {
       ok: true;
       session: DecodedFullSession;
       /** `Start.mode` as sent, which may be outside the enum (then decoded as ModuleDelta). */
       rawMode: number;
+      /** Whether the payload's union tag is unknown (then decoded as no payload). */
+      unknownPayload: boolean;
       /** Whether a DataValue's operation is outside the enum (then decoded as Upsert). */
       invalidOperation: boolean;
     }
@@ -345,7 +347,8 @@ export class FullSessionFront {
     if (atoi(headerId) !== atoi(claimed)) return refusal(403, 'identity mismatch');
     if (start.clusterName === '') return refusal(400, 'Start is missing the cluster name');
     if (start.clusterName !== this.#cluster) return refusal(403, 'identity mismatch');
-    if (!modeAcceptsPayload(rawMode, session.payload?.type)) {
+    const payloadType = parsed.unknownPayload ? 'unknown' : session.payload?.type;
+    if (!modeAcceptsPayload(rawMode, payloadType)) {
       return refusal(400, 'Invalid mode/payload combination');
     }
     const payload = session.payload;
@@ -572,18 +575,36 @@ function safeParse(body: Uint8Array): Parsed {
 }
 
 /**
- * The body as the validator reads it. The codec refuses enums outside their range, which the
- * manager reads as they are: an unknown mode fails the mode x payload matrix (after the identity
- * checks), an unknown option is not a VD one, an unknown operation fails the data session's
- * pre-scan. So such a body is read again from a copy with those bytes set to 0, remembering
- * what they were.
+ * The body as the manager's validator reads it, where the codec is stricter:
+ * - unions the C++ verifier does not look into (see CppView): a Message of another or no
+ *   content type is `Unsupported message type`; a FullSession whose payload tag is unknown or
+ *   NONE with a value is read without its payload (an unknown tag then fails the mode x
+ *   payload matrix, after the identity checks);
+ * - enums outside their range, which the manager reads as they are: an unknown mode fails the
+ *   matrix (after the identity checks), an unknown option is not a VD one, an unknown
+ *   operation fails the data session's pre-scan. Such a body is read again from a copy with
+ *   those bytes set to 0, remembering what they were.
+ * Exported for the tests.
  */
-function parse(body: Uint8Array): Parsed {
-  let result = decodeFullSession(body);
+export function parse(body: Uint8Array): Parsed {
+  let bytes = body;
+  let unknownPayload = false;
+  let result = decodeFullSession(bytes);
+  if (!result.ok && result.error === 'malformed') {
+    if (isOtherMessage(bytes)) {
+      return { ok: false, reason: 'Unsupported message type: expected FullSession' };
+    }
+    const relaxed = withoutPayloadUnion(bytes);
+    if (relaxed !== undefined) {
+      bytes = relaxed.bytes;
+      unknownPayload = relaxed.unknown;
+      result = decodeFullSession(bytes);
+    }
+  }
   let rawMode: number | undefined;
   let invalidOperation = false;
   if (!result.ok && result.error === 'enum-out-of-range') {
-    const copy = body.slice();
+    const copy = bytes.slice();
     const bb = new ByteBuffer(copy);
     const session = Message.getRootAsMessage(bb).content(new FullSession()) as FullSession;
     const start = session.start();
@@ -608,6 +629,7 @@ function parse(body: Uint8Array): Parsed {
       ok: true,
       session: result.session,
       rawMode: rawMode ?? result.session.start.mode,
+      unknownPayload,
       invalidOperation,
     };
   }
@@ -619,6 +641,114 @@ function parse(body: Uint8Array): Parsed {
     default:
       return { ok: false, reason: 'Body is not a valid inventory sync message' };
   }
+}
+
+/**
+ * The few rules of the manager's verifier (flatbuffers::Verifier, C++, flatbuffers 2.0
+ * verifier.h) needed where it is laxer than the codec's, about unions: it does not look into a
+ * union whose tag is NONE or unknown, nor into a known tag without a value. `Verify(at, n)` is
+ * `n < size && at <= size - n`; scalars are aligned to their size; an offset is non-zero,
+ * below 2^31 and points at least one byte inside the buffer; a table's vtable is 2-aligned,
+ * its size 2-aligned and inside the buffer (no minimum); a field is present when its slot is
+ * below the vtable size and non-zero.
+ */
+class CppView {
+  readonly #b: Uint8Array;
+
+  constructor(b: Uint8Array) {
+    this.#b = b;
+  }
+
+  inside(at: number, n: number): boolean {
+    return at >= 0 && n < this.#b.length && at <= this.#b.length - n;
+  }
+
+  u16(at: number): number {
+    return (this.#b[at] as number) | ((this.#b[at + 1] as number) << 8);
+  }
+
+  u32(at: number): number {
+    return (this.u16(at) | (this.u16(at + 2) << 16)) >>> 0;
+  }
+
+  /** Verifier::VerifyOffset: the target of the uoffset at `at`, or -1. */
+  follow(at: number): number {
+    if (at % 4 !== 0 || !this.inside(at, 4)) return -1;
+    const o = this.u32(at);
+    if (o === 0 || o >= 0x8000_0000 || !this.inside(at + o, 1)) return -1;
+    return at + o;
+  }
+
+  /** VerifyTableStart: the table's vtable position, or -1. */
+  vtable(table: number): number {
+    if (table < 0 || table % 4 !== 0 || !this.inside(table, 4)) return -1;
+    const vtable = table - (this.u32(table) | 0);
+    if (vtable % 2 !== 0 || !this.inside(vtable, 2)) return -1;
+    const size = this.u16(vtable);
+    return size % 2 === 0 && this.inside(vtable, size) ? vtable : -1;
+  }
+
+  /** GetOptionalFieldOffset: a field's offset in its table, 0 when absent. */
+  field(vtable: number, slot: number): number {
+    return slot < this.u16(vtable) ? this.u16(vtable + slot) : 0;
+  }
+
+  /**
+   * The union whose tag is the u8 at `tagSlot` and whose value is the offset at the next slot
+   * of `table`: its tag, where the tag and value fields are, and whether they verify (the value
+   * is not followed).
+   */
+  union(table: number, vtable: number, tagSlot: number) {
+    const tagOffset = this.field(vtable, tagSlot);
+    const valueOffset = this.field(vtable, tagSlot + 2);
+    const ok =
+      (tagOffset === 0 || this.inside(table + tagOffset, 1)) &&
+      (valueOffset === 0 || this.follow(table + valueOffset) >= 0);
+    const tag = tagOffset === 0 ? 0 : (this.#b[table + tagOffset] as number);
+    return { ok, tag, tagOffset, valueOffset };
+  }
+}
+
+/**
+ * Whether the manager's verifier accepts `b` as a Message whose content it does not look into
+ * (tag NONE, an unknown tag, or a known one other than FullSession without a value); the
+ * manager answers those 400 `Unsupported message type`, where the codec sees a broken buffer.
+ * (FullSession without a value passes too, and crashes the manager: see docs/mock-manager-5.md.)
+ */
+export function isOtherMessage(b: Uint8Array): boolean {
+  if (b.length >= 0x7fff_ffff) return false;
+  const view = new CppView(b);
+  const root = view.follow(0);
+  const vtable = view.vtable(root);
+  if (vtable < 0) return false;
+  const content = view.union(root, vtable, 4);
+  if (!content.ok) return false;
+  return content.tag === 0 || content.tag > 6 || (content.valueOffset === 0 && content.tag !== 6);
+}
+
+/**
+ * A FullSession whose payload union the manager's verifier skips (an unknown tag, or NONE with
+ * a value) as the codec can read it: a copy with the union cleared, and whether its tag was an
+ * unknown one (which no mode accepts). Undefined for any other buffer.
+ */
+function withoutPayloadUnion(b: Uint8Array): { bytes: Uint8Array; unknown: boolean } | undefined {
+  if (b.length >= 0x7fff_ffff) return undefined;
+  const view = new CppView(b);
+  const root = view.follow(0);
+  const vtable = view.vtable(root);
+  if (vtable < 0) return undefined;
+  const content = view.union(root, vtable, 4);
+  if (!content.ok || content.tag !== 6 || content.valueOffset === 0) return undefined;
+  const session = view.follow(root + content.valueOffset);
+  const sessionVtable = view.vtable(session);
+  if (sessionVtable < 0) return undefined;
+  const payload = view.union(session, sessionVtable, 6);
+  if (!payload.ok || (payload.tag >= 1 && payload.tag <= 3)) return undefined;
+  if (payload.tag === 0 && payload.valueOffset === 0) return undefined;
+  const bytes = b.slice();
+  if (payload.tagOffset !== 0) bytes[session + payload.tagOffset] = 0;
+  if (payload.valueOffset !== 0) bytes.fill(0, sessionVtable + 8, sessionVtable + 10);
+  return { bytes, unknown: payload.tag !== 0 };
 }
 
 /**

@@ -25,7 +25,7 @@ export type StatefulFaultAction = 'unavailable' | 'internal-error' | 'delay' | '
  * were affected. When several rules match one request, the earliest injected wins. Faults act
  * before the manager reads the body, so they hit invalid sessions too.
  *
- * @example The next two sessions of 'fim' are answered 503 with `Retry-After: 1`:
+ * @example The next two sessions of 'fim' are answered 503 with Retry-After 1:
  * ```ts
  * manager.injectStateful({ action: 'unavailable', module: 'fim', retryAfterSeconds: 1, times: 2 });
  * ```

@@ -1,7 +1,7 @@
 // The mock manager's Wazuh 5.0 front (MockManager.stateful) against what the real manager module
 // (wazuh/wazuh f838614611, src/wazuh_modules/inventory_sync_server) does.
 //
-// Compared with the real module: full-session-cases.ts scripts 120-odd requests (data, overlay,
+// Compared with the real module: full-session-cases.ts scripts 112 requests (data, overlay,
 // agent id forms, versioned upserts, Cleans, Check incl. its paging, per-document skips, every
 // 400/403 shape and identity error, random and corrupted bodies, unsafe index names, VD feed
 // offsets, metadata/groups, the indexer down, the byte budget); full-session-real.ts ran them

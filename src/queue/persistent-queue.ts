@@ -3,6 +3,14 @@ import { Operation } from '../enums/operation.js';
 import type { Change } from '../interfaces/change.js';
 import { IntentLog } from './intent-log.js';
 import { createOwnerOnlyFile, OwnerLock } from './owner-lock.js';
+import {
+  DEFAULT_MAX_SESSION_BYTES,
+  ITEM_OVERHEAD_BYTES,
+  type QueueSession,
+  SESSION_OVERHEAD_BYTES,
+  type SessionRow,
+  sessionBudget,
+} from './sessions.js';
 import { StorageError } from './storage-error.js';
 
 /** Where a row stands with respect to the sync session. */
@@ -231,9 +239,23 @@ const SQL = {
   readSeqs: `SELECT t.pos - 1 AS seq, q.id, q.idx AS "index", q.data, q.operation
     FROM sync_take AS t JOIN persistent_queue AS q ON q.ord = t.ord
     WHERE t.pos >= ? AND t.pos <= ? ORDER BY t.pos LIMIT ?`,
+  // takeSession: each row's UTF-8 bytes of id, index and data in queue order, for the estimate.
+  // octet_length() reads a TEXT's size from the record header, never its (overflow) pages.
+  sessionSizes: `SELECT ord, octet_length(id) + octet_length(idx) + octet_length(data)
+    FROM persistent_queue ORDER BY ord`,
+  // Parameter: the last ord of the session (all rows are Pending when a session is taken).
+  takeUpTo: `INSERT INTO sync_take (ord, operation)
+    SELECT ord, operation FROM persistent_queue WHERE ord <= ? ORDER BY ord`,
+  setTakeEndTo: 'UPDATE queue_state SET take_end = ?',
+  sessionRows: `SELECT id, idx, data, operation, CAST(version AS TEXT), data_context
+    FROM persistent_queue WHERE ord <= ? ORDER BY ord`,
   clearDataContext: 'DELETE FROM persistent_queue WHERE data_context = 1',
   takenCount: 'SELECT coalesce(max(pos), 0) FROM sync_take',
   updatedCount: 'SELECT count(*) FROM persistent_queue WHERE updated = 1',
+  // Pending rows, counted up to a limit: a session leaves most of the queue Pending, and counting
+  // it all on each success would read the whole table each time.
+  pendingUpTo: `SELECT count(*) FROM (SELECT 1 FROM persistent_queue WHERE ord > ${TAKE_END}
+    LIMIT ?)`,
   successDelete: `DELETE FROM persistent_queue WHERE ord <= ${TAKE_END} AND updated = 0`,
   keepPending: `INSERT INTO temp.queue_keep (${COLUMNS})
     SELECT ${COLUMNS} FROM main.persistent_queue WHERE ord > ${TAKE_END}`,
@@ -272,6 +294,9 @@ type Statement = Database.Statement<unknown[], unknown>;
 /** A readSeqs row in raw mode: seq, id, index, data, operation. */
 type RawSyncRow = [number, string, string, string, Operation];
 
+/** A sessionRows row in raw mode: id, index, data, operation, version (signed decimal), flag. */
+type RawSessionRow = [string, string, string, Operation, string, number];
+
 /** An inspect row before its version and flag are put in {@link QueueEntry}'s shape. */
 type RawEntry = Omit<QueueEntry, 'version' | 'dataContext'> & {
   version: string;
@@ -288,6 +313,7 @@ interface Connection {
     (logged: readonly QueueChange[], serial: number, items: readonly QueueChange[]) => void
   >;
   take: Database.Transaction<() => TakeResult>;
+  takeSession: Database.Transaction<(budget: number) => QueueSession>;
   complete: Database.Transaction<(success: boolean, dataSent: boolean) => void>;
 }
 
@@ -519,6 +545,48 @@ export class PersistentQueue {
     } catch (err) {
       throw this.#wrap('take', err);
     }
+  }
+
+  /**
+   * Starts one FullSession (Wazuh 5.0): marks the next rows in queue order Syncing, as many as fit
+   * in one session of at most `maxSessionBytes`, and returns them, as the reference's
+   * fetchAndMarkForSync(maxBytes) does. Rows are estimated with {@link estimateItemBytes} and the
+   * session with {@link SESSION_OVERHEAD_BYTES} more; the rows taken are the longest prefix of
+   * the queue whose estimate stays within {@link sessionBudget}(maxSessionBytes), or the first
+   * row alone when it does not fit by itself. 0 means no cap (the whole queue: the reference's
+   * VDFirst/VDSync syncs). Only this session's rows are loaded; the rest of the queue is only
+   * scanned for sizes, up to the cut.
+   *
+   * End it with {@link completeSession}: success removes exactly these rows (a row changed
+   * meanwhile stays, with its new content, Pending), failure returns them to Pending. An empty
+   * queue returns no row and starts nothing. The seed wire's {@link take} and this share the
+   * queue's one active take: either must be completed before the next.
+   *
+   * @throws {RangeError} When `maxSessionBytes` is not a non-negative safe integer.
+   * @throws {Error} When a take is already active.
+   */
+  takeSession(maxSessionBytes: number = DEFAULT_MAX_SESSION_BYTES): QueueSession {
+    if (!Number.isSafeInteger(maxSessionBytes) || maxSessionBytes < 0) {
+      throw new RangeError(
+        `maxSessionBytes must be a non-negative safe integer, got ${maxSessionBytes}`,
+      );
+    }
+    const o = this.#live('take a session');
+    this.#flush(o, 'take a session');
+    try {
+      return o.takeSession.immediate(sessionBudget(maxSessionBytes));
+    } catch (err) {
+      throw this.#wrap('take a session', err);
+    }
+  }
+
+  /**
+   * Ends the session {@link takeSession} started, as {@link complete} ends a take (the same
+   * rules: success drops the session's rows and requeues those changed meanwhile, failure
+   * requeues them all; see there for `dataSent`). No-op without an active take.
+   */
+  completeSession(success: boolean, dataSent = false): void {
+    this.complete(success, dataSent);
   }
 
   /**
@@ -814,10 +882,13 @@ function prepare(db: Database.Database): Connection {
     s.allIndices,
     s.takenCount,
     s.updatedCount,
+    s.pendingUpTo,
   ]) {
     stmt.pluck();
   }
   s.readSeqs.raw();
+  s.sessionSizes.raw();
+  s.sessionRows.raw();
 
   const persistMany = db.transaction(
     (logged: readonly QueueChange[], serial: number, items: readonly QueueChange[]) => {
@@ -836,6 +907,41 @@ function prepare(db: Database.Database): Connection {
     s.setTakeEnd.run();
     return { size, indices: indices.sort() };
   });
+  const takeSession = db.transaction((budget: number): QueueSession => {
+    if ((s.takeEnd.get() as number) > 0) {
+      throw new Error('persistent queue: a take is already active; complete() it first');
+    }
+    // With no take active every row is Pending: the session is a prefix of the table.
+    let estimated = SESSION_OVERHEAD_BYTES;
+    let last = 0;
+    for (const [ord, bytes] of s.sessionSizes.iterate() as IterableIterator<[number, number]>) {
+      const item = bytes + ITEM_OVERHEAD_BYTES;
+      // The first row goes even when it alone is over the budget (else it would block the queue).
+      if (budget > 0 && estimated + item > budget && last > 0) break;
+      estimated += item;
+      last = ord;
+    }
+    if (last === 0) return { rows: [], indices: [], estimatedBytes: 0 };
+    s.clearTake.run();
+    s.takeUpTo.run(last);
+    s.setTakeEndTo.run(last);
+    const raw = s.sessionRows.all(last) as RawSessionRow[];
+    const rows: SessionRow[] = new Array(raw.length);
+    const indices = new Set<string>();
+    for (let i = 0; i < raw.length; i++) {
+      const [id, index, data, operation, version, dataContext] = raw[i] as RawSessionRow;
+      rows[i] = {
+        id,
+        index,
+        data,
+        operation,
+        version: version === '0' ? 0n : BigInt.asUintN(64, BigInt(version)),
+        dataContext: dataContext === 1,
+      };
+      if (dataContext === 0) indices.add(index);
+    }
+    return { rows, indices: [...indices].sort(), estimatedBytes: estimated };
+  });
   const complete = db.transaction((success: boolean, dataSent: boolean) => {
     if ((s.takeEnd.get() as number) === 0) return; // nothing taken: spare the write
     if (success) {
@@ -848,17 +954,18 @@ function prepare(db: Database.Database): Connection {
     s.clearTake.run();
     s.resetTakeEnd.run();
   });
-  return { db, s, persistMany, take, complete };
+  return { db, s, persistMany, take, takeSession, complete };
 }
 
 // Deleting taken rows one by one rewrites every page they sit on (~4 s for 1,000,000 rows of
 // 300 bytes). When the survivors (Pending rows and rows changed during the sync) are few next to
 // the rows to drop, copying them aside and emptying the table at once is far cheaper (~0.2 s).
 function completeSuccess(s: Statements): void {
-  const pending = s.pendingCount.get() as number;
   const updated = s.updatedCount.get() as number;
   const dropped = (s.takenCount.get() as number) - updated;
-  if ((pending + updated) * 4 <= dropped) {
+  // (pending + updated) * 4 <= dropped, counting Pending rows only as far as that needs.
+  const room = Math.floor(dropped / 4) - updated;
+  if (room >= 0 && (s.pendingUpTo.get(room + 1) as number) <= room) {
     s.keepPending.run();
     s.keepUpdated.run();
     s.deleteAll.run();

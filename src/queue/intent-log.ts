@@ -15,12 +15,26 @@ import type { Change } from '../interfaces/change.js';
 /** A change read back from the log, with the serial it was appended under. */
 export interface LoggedChange extends Change {
   serial: number;
+  /** The item's version (u64; 0 = unversioned, and for every record written by 0.1.x). */
+  version: bigint;
+  /** A DataContext item (false for every record written by 0.1.x). */
+  dataContext: boolean;
 }
 
-// Record: u32 payload length, u32 CRC-32 of the payload, then the payload: f64 serial, u8
-// operation, and id, index, data as u32 byte length + UTF-8. Little-endian throughout.
+// Record: u32 payload length, u32 CRC-32 of the payload, then the payload. Little-endian
+// throughout. Two payload formats, told apart by the byte after the serial (the tag):
+// - 0.1.x (format 1): f64 serial, u8 operation (0..2), then id, index, data as u32 byte length
+//   + UTF-8.
+// - format 2 (written since): f64 serial, u8 tag = FORMAT_2 | DATA_CONTEXT (when set) |
+//   operation, u64 version, then id, index, data as above.
+// A format-1 tag is 0..2, so it never has the FORMAT_2 bit: a log a crash left behind 0.1.x
+// replays as changes with version 0 and no DataContext flag. Every record is written in format 2.
 const HEADER_BYTES = 8;
 const FIXED_PAYLOAD_BYTES = 8 + 1 + 4 * 3;
+const VERSION_BYTES = 8;
+const FORMAT_2 = 0x80;
+const DATA_CONTEXT = 0x40;
+const OPERATION_BITS = 0x03;
 const OPERATIONS: ReadonlySet<number> = new Set([
   Operation.Create,
   Operation.Modify,
@@ -91,16 +105,33 @@ export class IntentLog {
     return out;
   }
 
-  /** Appends one change; when this returns, it survives a crash of the process. */
-  append(serial: number, id: string, operation: Operation, index: string, data: string): void {
+  /**
+   * Appends one change; when this returns, it survives a crash of the process. `version` must be
+   * a u64 (0..2^64-1): the caller checks it.
+   */
+  append(
+    serial: number,
+    id: string,
+    operation: Operation,
+    index: string,
+    data: string,
+    version = 0n,
+    dataContext = false,
+  ): void {
     const fd = this.#open();
-    const need = HEADER_BYTES + FIXED_PAYLOAD_BYTES + 3 * (id.length + index.length + data.length); // UTF-8 takes at most 3 bytes per UTF-16 unit
+    const need =
+      HEADER_BYTES +
+      FIXED_PAYLOAD_BYTES +
+      VERSION_BYTES +
+      3 * (id.length + index.length + data.length); // UTF-8 takes at most 3 bytes per UTF-16 unit
     if (this.#buffer.length < need) this.#buffer = Buffer.allocUnsafe(need * 2);
     const b = this.#buffer;
     let at = HEADER_BYTES;
     b.writeDoubleLE(serial, at);
     at += 8;
-    b[at++] = operation;
+    b[at++] = FORMAT_2 | (dataContext ? DATA_CONTEXT : 0) | operation;
+    b.writeBigUInt64LE(version, at);
+    at += VERSION_BYTES;
     at = writeString(b, at, id);
     at = writeString(b, at, index);
     at = writeString(b, at, data);
@@ -148,9 +179,21 @@ function writeString(b: Buffer, at: number, s: string): number {
 
 function decode(p: Buffer): LoggedChange | undefined {
   const serial = p.readDoubleLE(0);
-  const operation = p[8] as number;
-  if (!Number.isSafeInteger(serial) || !OPERATIONS.has(operation)) return undefined;
+  const tag = p[8] as number;
+  if (!Number.isSafeInteger(serial)) return undefined;
   let at = 9;
+  let version = 0n;
+  let operation = tag;
+  let dataContext = false;
+  if ((tag & FORMAT_2) !== 0) {
+    if ((tag & ~(FORMAT_2 | DATA_CONTEXT | OPERATION_BITS)) !== 0) return undefined;
+    if (at + VERSION_BYTES > p.length) return undefined;
+    operation = tag & OPERATION_BITS;
+    dataContext = (tag & DATA_CONTEXT) !== 0;
+    version = p.readBigUInt64LE(at);
+    at += VERSION_BYTES;
+  }
+  if (!OPERATIONS.has(operation)) return undefined;
   const fields: string[] = [];
   for (let k = 0; k < 3; k++) {
     if (at + 4 > p.length) return undefined;
@@ -162,5 +205,5 @@ function decode(p: Buffer): LoggedChange | undefined {
   }
   if (at !== p.length) return undefined;
   const [id, index, data] = fields as [string, string, string];
-  return { serial, id, operation, index, data };
+  return { serial, id, operation, index, data, version, dataContext };
 }

@@ -3,6 +3,14 @@ import { Operation } from '../enums/operation.js';
 import type { Change } from '../interfaces/change.js';
 import { IntentLog } from './intent-log.js';
 import { createOwnerOnlyFile, OwnerLock } from './owner-lock.js';
+import {
+  DEFAULT_MAX_SESSION_BYTES,
+  ITEM_OVERHEAD_BYTES,
+  type QueueSession,
+  SESSION_OVERHEAD_BYTES,
+  type SessionRow,
+  sessionBudget,
+} from './sessions.js';
 import { StorageError } from './storage-error.js';
 
 /** Where a row stands with respect to the sync session. */
@@ -29,7 +37,19 @@ export enum CreateStatus {
  * One change to queue, as given to {@link PersistentQueue.persistMany}. Any Operation: the public
  * {@link Change} is narrower, and the validator keeps NoOp out before the queue sees a change.
  */
-export type QueueChange = Omit<Change, 'operation'> & { operation: Operation };
+export type QueueChange = Omit<Change, 'operation'> & {
+  operation: Operation;
+  /**
+   * The item's version, a u64 (0..2^64-1; a number must be a safe integer). 0 (the default) =
+   * unversioned; > 0 = external versioning on the 5.0 manager.
+   */
+  version?: bigint | number;
+  /**
+   * A DataContext item (5.0: session context for vulnerability detection, never indexed).
+   * Default false: a DataValue.
+   */
+  dataContext?: boolean;
+};
 
 /** A row of the active take (or of a {@link RecoveryBuffer} snapshot), as streamed to the manager. */
 export interface SyncRow {
@@ -58,6 +78,13 @@ export interface QueueEntry {
   /** Operation in flight when the active sync took the row; NoOp when not taken. */
   inFlight: Operation;
   seq: number | null;
+  /**
+   * The item's version; absent when 0 (unversioned), so that the entries of unversioned items
+   * read exactly as before versions existed.
+   */
+  version?: bigint;
+  /** Present (true) only for a DataContext item. */
+  dataContext?: true;
 }
 
 export interface PersistentQueueOptions {
@@ -81,6 +108,29 @@ const FLUSH_BYTES = 1024 * 1024;
 // SQLite truncates the WAL back to this size when it restarts it after a checkpoint, so one
 // huge transaction (a take over millions of rows) does not leave a huge -wal file behind.
 const JOURNAL_SIZE_LIMIT_BYTES = 8 * 1024 * 1024;
+
+// The schema's version, in PRAGMA user_version: 0 is the 0.1.x schema (which never set it),
+// and MIGRATIONS[v] takes a file from v to v + 1. A file newer than this code is refused.
+const SCHEMA_VERSION = 1;
+
+// Why the version is an INTEGER holding the u64's bits as a signed 64-bit value (2^64 - 1 is
+// stored as -1): SQLite's INTEGER is a signed 64-bit value, so this maps every u64 to exactly
+// one stored value and back (BigInt.asIntN / asUintN) with nothing lost; it takes 0 bytes for 0
+// (the common, unversioned case) and at most 8, and it is what the reference agent stores
+// (static_cast<int64_t>, persistent_queue_storage.cpp). Its order is not the u64 order, but
+// nothing compares versions in SQL: a later change's version replaces the row's (last write
+// wins). TEXT would take up to 20 bytes and a parse; a BLOB 8 bytes even for 0.
+// ADD COLUMN rewrites nothing (old rows read the defaults), so migrating a large queue is
+// instant; a new database is made by the same steps, so every file has the same schema.
+const MIGRATIONS = [
+  `ALTER TABLE persistent_queue ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE persistent_queue ADD COLUMN data_context INTEGER NOT NULL DEFAULT 0
+    CHECK (data_context BETWEEN 0 AND 1);
+  CREATE INDEX persistent_queue_data_context ON persistent_queue (data_context)
+    WHERE data_context = 1;`,
+] as const;
+
+const U64_MAX = (1n << 64n) - 1n;
 
 const EXISTING = CreateStatus.Existing;
 const NEW = CreateStatus.New;
@@ -138,11 +188,13 @@ CREATE TEMP TABLE IF NOT EXISTS queue_keep (
   operation INTEGER NOT NULL,
   create_status INTEGER NOT NULL,
   updated INTEGER NOT NULL,
-  data TEXT NOT NULL
+  data TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  data_context INTEGER NOT NULL
 );
 `;
 
-const COLUMNS = 'ord, id, idx, operation, create_status, updated, data';
+const COLUMNS = 'ord, id, idx, operation, create_status, updated, data, version, data_context';
 
 const TAKE_END = '(SELECT take_end FROM queue_state)';
 
@@ -151,13 +203,18 @@ const SQL = {
   deleteNewPending: `DELETE FROM persistent_queue
     WHERE id = ? AND create_status = ${NEW} AND ord > ${TAKE_END}`,
   // All other coalescing rules in one statement; parameters: id, idx, operation, create_status
-  // for a new row, data.
-  upsert: `INSERT INTO persistent_queue (id, idx, operation, create_status, updated, data)
-    VALUES (?, ?, ?, ?, 0, ?)
+  // for a new row, data, version, data_context. Last write wins for every field the change
+  // carries (index, data, operation, version, DataContext flag), a Delete's included, as the
+  // reference's applyCoalesceLogic (persistent_queue_storage.cpp) updates them.
+  upsert: `INSERT INTO persistent_queue (id, idx, operation, create_status, updated, data, version,
+      data_context)
+    VALUES (?, ?, ?, ?, 0, ?, ?, ?)
     ON CONFLICT (id) DO UPDATE SET
       idx = excluded.idx,
       data = excluded.data,
       operation = excluded.operation,
+      version = excluded.version,
+      data_context = excluded.data_context,
       updated = ord <= ${TAKE_END},
       create_status = CASE
         WHEN excluded.operation = ${DELETE} AND create_status = ${NEW} THEN ${NEW_DELETED}
@@ -182,8 +239,23 @@ const SQL = {
   readSeqs: `SELECT t.pos - 1 AS seq, q.id, q.idx AS "index", q.data, q.operation
     FROM sync_take AS t JOIN persistent_queue AS q ON q.ord = t.ord
     WHERE t.pos >= ? AND t.pos <= ? ORDER BY t.pos LIMIT ?`,
+  // takeSession: each row's UTF-8 bytes of id, index and data in queue order, for the estimate.
+  // octet_length() reads a TEXT's size from the record header, never its (overflow) pages.
+  sessionSizes: `SELECT ord, octet_length(id) + octet_length(idx) + octet_length(data)
+    FROM persistent_queue ORDER BY ord`,
+  // Parameter: the last ord of the session (all rows are Pending when a session is taken).
+  takeUpTo: `INSERT INTO sync_take (ord, operation)
+    SELECT ord, operation FROM persistent_queue WHERE ord <= ? ORDER BY ord`,
+  setTakeEndTo: 'UPDATE queue_state SET take_end = ?',
+  sessionRows: `SELECT id, idx, data, operation, CAST(version AS TEXT), data_context
+    FROM persistent_queue WHERE ord <= ? ORDER BY ord`,
+  clearDataContext: 'DELETE FROM persistent_queue WHERE data_context = 1',
   takenCount: 'SELECT coalesce(max(pos), 0) FROM sync_take',
   updatedCount: 'SELECT count(*) FROM persistent_queue WHERE updated = 1',
+  // Pending rows, counted up to a limit: a session leaves most of the queue Pending, and counting
+  // it all on each success would read the whole table each time.
+  pendingUpTo: `SELECT count(*) FROM (SELECT 1 FROM persistent_queue WHERE ord > ${TAKE_END}
+    LIMIT ?)`,
   successDelete: `DELETE FROM persistent_queue WHERE ord <= ${TAKE_END} AND updated = 0`,
   keepPending: `INSERT INTO temp.queue_keep (${COLUMNS})
     SELECT ${COLUMNS} FROM main.persistent_queue WHERE ord > ${TAKE_END}`,
@@ -213,7 +285,7 @@ const SQL = {
       CASE WHEN t.pos IS NULL THEN ${SyncStatus.Pending} WHEN q.updated = 1
         THEN ${SyncStatus.SyncingUpdated} ELSE ${SyncStatus.Syncing} END AS syncStatus,
       q.create_status AS createStatus, coalesce(t.operation, ${Operation.NoOp}) AS inFlight,
-      t.pos - 1 AS seq
+      t.pos - 1 AS seq, CAST(q.version AS TEXT) AS version, q.data_context AS dataContext
     FROM persistent_queue AS q LEFT JOIN sync_take AS t ON t.ord = q.ord ORDER BY q.ord`,
 } as const;
 
@@ -221,6 +293,15 @@ type Statement = Database.Statement<unknown[], unknown>;
 
 /** A readSeqs row in raw mode: seq, id, index, data, operation. */
 type RawSyncRow = [number, string, string, string, Operation];
+
+/** A sessionRows row in raw mode: id, index, data, operation, version (signed decimal), flag. */
+type RawSessionRow = [string, string, string, Operation, string, number];
+
+/** An inspect row before its version and flag are put in {@link QueueEntry}'s shape. */
+type RawEntry = Omit<QueueEntry, 'version' | 'dataContext'> & {
+  version: string;
+  dataContext: number;
+};
 
 type Statements = { [K in keyof typeof SQL]: Statement };
 
@@ -232,6 +313,7 @@ interface Connection {
     (logged: readonly QueueChange[], serial: number, items: readonly QueueChange[]) => void
   >;
   take: Database.Transaction<() => TakeResult>;
+  takeSession: Database.Transaction<(budget: number) => QueueSession>;
   complete: Database.Transaction<(success: boolean, dataSent: boolean) => void>;
 }
 
@@ -295,7 +377,7 @@ export class PersistentQueue {
       // In WAL mode NORMAL loses no commit on a process crash, only possibly on power loss.
       handle.pragma('synchronous = NORMAL');
       handle.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`);
-      handle.transaction(() => handle.exec(SCHEMA)).immediate();
+      handle.transaction(() => migrate(handle)).immediate();
       handle.exec(TEMP_SCHEMA);
       const conn = prepare(handle);
       this.#conn = conn;
@@ -387,11 +469,25 @@ export class PersistentQueue {
   }
 
   /**
-   * Queues a change to item `id`, coalescing it with the row already queued for that id. When
-   * this returns the change survives a crash of the process. A failure (the log's write, or
-   * moving a full log into SQLite first) leaves the queue as it was.
+   * Queues a change to item `id`, coalescing it with the row already queued for that id (last
+   * write wins: a later change replaces the index, data, operation, version and DataContext flag
+   * of the queued one). When this returns the change survives a crash of the process. A failure
+   * (the log's write, or moving a full log into SQLite first) leaves the queue as it was.
+   *
+   * @param version The item's version, a u64 (see {@link QueueChange.version}). Default 0.
+   * @param dataContext A DataContext item (see {@link QueueChange.dataContext}). Default false.
+   * @throws {RangeError} When `operation` is not Create, Modify or Delete, or `version` is not a
+   *   u64.
+   * @throws {TypeError} When `version` is not a bigint or number, or `dataContext` not a boolean.
    */
-  persist(id: string, operation: Operation, index: string, data: string): void {
+  persist(
+    id: string,
+    operation: Operation,
+    index: string,
+    data: string,
+    version: bigint | number = 0n,
+    dataContext = false,
+  ): void {
     const what = 'persist a change';
     const o = this.#live(what);
     // Checked here, not by SQLite's CHECK: a logged change SQLite refuses would block every
@@ -401,24 +497,39 @@ export class PersistentQueue {
         `persistent queue: cannot ${what}: operation must be Create, Modify or Delete, got ${operation}`,
       );
     }
+    const v = u64(version, what);
+    checkFlag(dataContext, what);
     if (this.#logged.length >= FLUSH_CHANGES || this.#loggedBytes >= FLUSH_BYTES) {
       this.#flush(o, what);
     }
     try {
-      this.#log?.append(this.#serial + 1, id, operation, index, data);
+      this.#log?.append(this.#serial + 1, id, operation, index, data, v, dataContext);
     } catch (err) {
       throw this.#wrap(what, err);
     }
     this.#serial++;
-    this.#logged.push({ id, operation, index, data });
+    this.#logged.push(
+      v === 0n && !dataContext
+        ? { id, operation, index, data }
+        : { id, operation, index, data, version: v, dataContext },
+    );
     this.#loggedBytes += id.length + index.length + data.length;
   }
 
-  /** Applies `items` in order, with the same rules as {@link persist}, all or nothing. */
+  /**
+   * Applies `items` in order, with the same rules as {@link persist}, all or nothing.
+   *
+   * @throws {RangeError} / {TypeError} As {@link persist}, for an item's version or DataContext
+   *   flag, before anything is applied.
+   */
   persistMany(items: readonly QueueChange[]): void {
     const what = 'persist changes';
     const o = this.#live(what);
     if (items.length === 0) return;
+    for (const item of items) {
+      if (item.version !== undefined) u64(item.version, what);
+      if (item.dataContext !== undefined) checkFlag(item.dataContext, what);
+    }
     this.#flush(o, what, items);
   }
 
@@ -433,6 +544,75 @@ export class PersistentQueue {
       return o.take.immediate();
     } catch (err) {
       throw this.#wrap('take', err);
+    }
+  }
+
+  /**
+   * Starts one FullSession (Wazuh 5.0): marks the next rows in queue order Syncing, as many as fit
+   * in one session of at most `maxSessionBytes`, and returns them, as the reference's
+   * fetchAndMarkForSync(maxBytes) does. Rows are estimated with {@link estimateItemBytes} and the
+   * session with {@link SESSION_OVERHEAD_BYTES} more; the rows taken are the longest prefix of
+   * the queue whose estimate stays within {@link sessionBudget}(maxSessionBytes), or the first
+   * row alone when it does not fit by itself. 0 means no cap (the whole queue: the reference's
+   * VDFirst/VDSync syncs). Only this session's rows are loaded; the rest of the queue is only
+   * scanned for sizes, up to the cut.
+   *
+   * End it with {@link completeSession}: success removes exactly these rows (a row changed
+   * meanwhile stays, with its new content, Pending), failure returns them to Pending. An empty
+   * queue returns no row and starts nothing. The seed wire's {@link take} and this share the
+   * queue's one active take: either must be completed before the next.
+   *
+   * @throws {RangeError} When `maxSessionBytes` is not a non-negative safe integer.
+   * @throws {Error} When a take is already active.
+   */
+  takeSession(maxSessionBytes: number = DEFAULT_MAX_SESSION_BYTES): QueueSession {
+    if (!Number.isSafeInteger(maxSessionBytes) || maxSessionBytes < 0) {
+      throw new RangeError(
+        `maxSessionBytes must be a non-negative safe integer, got ${maxSessionBytes}`,
+      );
+    }
+    const o = this.#live('take a session');
+    this.#flush(o, 'take a session');
+    try {
+      return o.takeSession.immediate(sessionBudget(maxSessionBytes));
+    } catch (err) {
+      throw this.#wrap('take a session', err);
+    }
+  }
+
+  /**
+   * Ends the session {@link takeSession} started, as {@link complete} ends a take (the same
+   * rules: success drops the session's rows and requeues those changed meanwhile, failure
+   * requeues them all; see there for `dataSent`). No-op without an active take.
+   */
+  completeSession(success: boolean, dataSent = false): void {
+    this.complete(success, dataSent);
+  }
+
+  /**
+   * Removes every DataContext row (the reference's clearAllDataContext, once the context is no
+   * longer needed) and returns how many. Refused while a take is active, whose rows must stay
+   * until it completes.
+   *
+   * @throws {Error} When a take is active.
+   */
+  clearDataContext(): number {
+    const o = this.#live('clear DataContext rows');
+    this.#flush(o, 'clear DataContext rows');
+    const { s } = o;
+    try {
+      return o.db
+        .transaction(() => {
+          if ((s.takeEnd.get() as number) > 0) {
+            throw new Error(
+              'persistent queue: cannot clear DataContext rows while a take is active; complete() it first',
+            );
+          }
+          return s.clearDataContext.run().changes;
+        })
+        .immediate();
+    } catch (err) {
+      throw this.#wrap('clear DataContext rows', err);
     }
   }
 
@@ -508,11 +688,18 @@ export class PersistentQueue {
     const o = this.#live('inspect');
     this.#flush(o, 'inspect');
     const { s } = o;
+    let rows: RawEntry[];
     try {
-      return s.inspect.all() as QueueEntry[];
+      rows = s.inspect.all() as RawEntry[];
     } catch (err) {
       throw this.#wrap('inspect', err);
     }
+    return rows.map(({ version, dataContext, ...entry }) => {
+      const out: QueueEntry = entry;
+      if (version !== '0') out.version = BigInt.asUintN(64, BigInt(version));
+      if (dataContext === 1) out.dataContext = true;
+      return out;
+    });
   }
 
   /**
@@ -631,11 +818,54 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-// The rules live in SQL; a Delete first tries to drop a New Pending row outright.
-function apply(s: Statements, id: string, operation: Operation, index: string, data: string): void {
+/** Takes a file from the schema version it has to {@link SCHEMA_VERSION}, in one transaction. */
+function migrate(db: Database.Database): void {
+  const from = db.pragma('user_version', { simple: true }) as number;
+  if (from > SCHEMA_VERSION) {
+    throw new Error(
+      `the database has schema version ${from}, newer than this code's ${SCHEMA_VERSION} ` +
+        '(written by a later release of the library)',
+    );
+  }
+  db.exec(SCHEMA); // creates the 0.1.x tables of a new file
+  for (let v = from; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v] as string);
+  if (from !== SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+}
+
+/** `version` as a bigint, checked to be a u64. */
+function u64(version: unknown, what: string): bigint {
+  if (typeof version === 'bigint') {
+    if (version >= 0n && version <= U64_MAX) return version;
+  } else if (typeof version === 'number') {
+    if (Number.isSafeInteger(version) && version >= 0) return BigInt(version);
+  } else {
+    throw new TypeError(
+      `persistent queue: cannot ${what}: version must be a bigint or a number, got ${typeof version}`,
+    );
+  }
+  throw new RangeError(
+    `persistent queue: cannot ${what}: version must be an integer from 0 to 2^64-1 ` +
+      `(a number: a safe integer), got ${version}`,
+  );
+}
+
+function checkFlag(dataContext: unknown, what: string): void {
+  if (typeof dataContext !== 'boolean') {
+    throw new TypeError(
+      `persistent queue: cannot ${what}: dataContext must be a boolean, got ${typeof dataContext}`,
+    );
+  }
+}
+
+// The rules live in SQL; a Delete first tries to drop a New Pending row outright. The change's
+// version and flag were checked when it was queued.
+function apply(s: Statements, item: QueueChange): void {
+  const { id, operation } = item;
   if (operation === Operation.Delete && s.deleteNewPending.run(id).changes > 0) return;
   const createStatus = operation === Operation.Create ? NEW : EXISTING;
-  s.upsert.run(id, index, operation, createStatus, data);
+  const version = item.version === undefined ? 0n : BigInt.asIntN(64, BigInt(item.version));
+  const dataContext = item.dataContext === true ? 1 : 0;
+  s.upsert.run(id, item.index, operation, createStatus, item.data, version, dataContext);
 }
 
 // Multi-statement work runs in BEGIN IMMEDIATE transactions (`.immediate`): a deferred one that
@@ -652,16 +882,19 @@ function prepare(db: Database.Database): Connection {
     s.allIndices,
     s.takenCount,
     s.updatedCount,
+    s.pendingUpTo,
   ]) {
     stmt.pluck();
   }
   s.readSeqs.raw();
+  s.sessionSizes.raw();
+  s.sessionRows.raw();
 
   const persistMany = db.transaction(
     (logged: readonly QueueChange[], serial: number, items: readonly QueueChange[]) => {
-      for (const item of logged) apply(s, item.id, item.operation, item.index, item.data);
+      for (const item of logged) apply(s, item);
       if (logged.length > 0) s.setLogApplied.run(serial);
-      for (const item of items) apply(s, item.id, item.operation, item.index, item.data);
+      for (const item of items) apply(s, item);
     },
   );
   const take = db.transaction((): TakeResult => {
@@ -673,6 +906,41 @@ function prepare(db: Database.Database): Connection {
     const size = s.take.run().changes;
     s.setTakeEnd.run();
     return { size, indices: indices.sort() };
+  });
+  const takeSession = db.transaction((budget: number): QueueSession => {
+    if ((s.takeEnd.get() as number) > 0) {
+      throw new Error('persistent queue: a take is already active; complete() it first');
+    }
+    // With no take active every row is Pending: the session is a prefix of the table.
+    let estimated = SESSION_OVERHEAD_BYTES;
+    let last = 0;
+    for (const [ord, bytes] of s.sessionSizes.iterate() as IterableIterator<[number, number]>) {
+      const item = bytes + ITEM_OVERHEAD_BYTES;
+      // The first row goes even when it alone is over the budget (else it would block the queue).
+      if (budget > 0 && estimated + item > budget && last > 0) break;
+      estimated += item;
+      last = ord;
+    }
+    if (last === 0) return { rows: [], indices: [], estimatedBytes: 0 };
+    s.clearTake.run();
+    s.takeUpTo.run(last);
+    s.setTakeEndTo.run(last);
+    const raw = s.sessionRows.all(last) as RawSessionRow[];
+    const rows: SessionRow[] = new Array(raw.length);
+    const indices = new Set<string>();
+    for (let i = 0; i < raw.length; i++) {
+      const [id, index, data, operation, version, dataContext] = raw[i] as RawSessionRow;
+      rows[i] = {
+        id,
+        index,
+        data,
+        operation,
+        version: version === '0' ? 0n : BigInt.asUintN(64, BigInt(version)),
+        dataContext: dataContext === 1,
+      };
+      if (dataContext === 0) indices.add(index);
+    }
+    return { rows, indices: [...indices].sort(), estimatedBytes: estimated };
   });
   const complete = db.transaction((success: boolean, dataSent: boolean) => {
     if ((s.takeEnd.get() as number) === 0) return; // nothing taken: spare the write
@@ -686,17 +954,18 @@ function prepare(db: Database.Database): Connection {
     s.clearTake.run();
     s.resetTakeEnd.run();
   });
-  return { db, s, persistMany, take, complete };
+  return { db, s, persistMany, take, takeSession, complete };
 }
 
 // Deleting taken rows one by one rewrites every page they sit on (~4 s for 1,000,000 rows of
 // 300 bytes). When the survivors (Pending rows and rows changed during the sync) are few next to
 // the rows to drop, copying them aside and emptying the table at once is far cheaper (~0.2 s).
 function completeSuccess(s: Statements): void {
-  const pending = s.pendingCount.get() as number;
   const updated = s.updatedCount.get() as number;
   const dropped = (s.takenCount.get() as number) - updated;
-  if ((pending + updated) * 4 <= dropped) {
+  // (pending + updated) * 4 <= dropped, counting Pending rows only as far as that needs.
+  const room = Math.floor(dropped / 4) - updated;
+  if (room >= 0 && (s.pendingUpTo.get(room + 1) as number) <= room) {
     s.keepPending.run();
     s.keepUpdated.run();
     s.deleteAll.run();

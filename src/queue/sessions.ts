@@ -1,0 +1,142 @@
+// Cutting the queue into FullSession messages (Wazuh 5.0), as the reference agent does:
+// wazuh/wazuh f838614611, src/shared_modules/sync_protocol/src/persistent_queue_storage.cpp
+// (fetchAndMarkForSync, estimateSerializedItemBytes) and src/agent_sync_protocol.cpp
+// (synchronizeDeltaByBlocks), constants in include/agent_sync_protocol.hpp.
+import type { Operation } from '../enums/operation.js';
+import type { PersistentQueue } from './persistent-queue.js';
+
+/** Default cap on one session's bytes: the reference's FULLSESSION_MAX_BYTES, 5 MiB. */
+export const DEFAULT_MAX_SESSION_BYTES = 5 * 1024 * 1024;
+
+/** Sessions one sync runs at most: the reference's FULLSESSION_MAX_BLOCKS_PER_SYNC. */
+export const MAX_SESSIONS_PER_SYNC = 10;
+
+/**
+ * Taken off the cap before cutting (FULLSESSION_PREFILTER_GRACE_BYTES, 64 KiB): the estimate
+ * below is not the encoded size, and the grace keeps the real message under the cap.
+ */
+export const SESSION_GRACE_BYTES = 64 * 1024;
+
+/** Estimated bytes of a session besides its items (Start, framing): 8 KiB, as the reference. */
+export const SESSION_OVERHEAD_BYTES = 8 * 1024;
+
+/** Estimated bytes of one item besides its id, index and data: 512, as the reference. */
+export const ITEM_OVERHEAD_BYTES = 512;
+
+/**
+ * One item's estimated bytes in a session, the reference's estimateSerializedItemBytes: the
+ * UTF-8 bytes of its id, index and data plus {@link ITEM_OVERHEAD_BYTES}. The version and the
+ * DataContext flag are not counted (the overhead covers them).
+ */
+export function estimateItemBytes(id: string, index: string, data: string): number {
+  return (
+    Buffer.byteLength(id, 'utf8') +
+    Buffer.byteLength(index, 'utf8') +
+    Buffer.byteLength(data, 'utf8') +
+    ITEM_OVERHEAD_BYTES
+  );
+}
+
+/**
+ * The estimate a session's items are cut against, for a cap of `maxSessionBytes`: the cap less
+ * {@link SESSION_GRACE_BYTES} when the cap is larger than the grace, else the cap itself (the
+ * reference's fetchMaxBytes). 0 means no cap (the reference's VDFirst/VDSync options), and
+ * stays 0.
+ */
+export function sessionBudget(maxSessionBytes: number): number {
+  return maxSessionBytes > SESSION_GRACE_BYTES
+    ? maxSessionBytes - SESSION_GRACE_BYTES
+    : maxSessionBytes;
+}
+
+/** One item of a session, as {@link PersistentQueue.takeSession} marks and returns it. */
+export interface SessionRow {
+  id: string;
+  index: string;
+  data: string;
+  /** Create, Modify or Delete: Create and Modify go as an Upsert. */
+  operation: Operation;
+  /** u64; 0 = unversioned. */
+  version: bigint;
+  /** A DataContext item (session context, never indexed), else a DataValue. */
+  dataContext: boolean;
+}
+
+/** The rows of one session, in queue order. */
+export interface QueueSession {
+  rows: SessionRow[];
+  /** Sorted unique index names of the DataValue rows (DataContext rows are not indexed). */
+  indices: string[];
+  /**
+   * The session's estimate: {@link SESSION_OVERHEAD_BYTES} plus each row's
+   * {@link estimateItemBytes}; 0 when there is no row.
+   */
+  estimatedBytes: number;
+}
+
+/** What sending one session came to; `true`/`false` stand for success / failure. */
+export type SessionOutcome = boolean | { success: boolean; dataSent?: boolean };
+
+export interface RunSessionsOptions {
+  /** Cap on one session (see {@link sessionBudget}). Default {@link DEFAULT_MAX_SESSION_BYTES}. */
+  maxSessionBytes?: number;
+  /** Sessions to run at most. Default {@link MAX_SESSIONS_PER_SYNC}. */
+  maxSessions?: number;
+  /** Checked before each session: once aborted, no further session starts. */
+  signal?: AbortSignal;
+}
+
+export interface RunSessionsResult {
+  /** Sessions the manager took (each one's rows left the queue). */
+  succeeded: number;
+  /**
+   * False when a session failed (it and everything after it stay queued), or when `signal` was
+   * aborted before any session ran (as the reference: a stop after a sent session is a success).
+   */
+  success: boolean;
+  /** `signal` was aborted before a session could start. */
+  stopped: boolean;
+}
+
+/**
+ * Runs a Delta sync as the reference's synchronizeDeltaByBlocks does: takes the next session
+ * ({@link PersistentQueue.takeSession}), hands it to `send`, and on success removes its rows and
+ * goes on, up to `maxSessions` sessions or until the queue is empty; the first failure returns
+ * that session's rows to Pending and stops, leaving the rest queued. Only one session's rows are
+ * in memory at a time.
+ *
+ * A failure given as `false` (or without `dataSent`) counts as possibly sent: the session may
+ * have reached the manager (the hand-off was accepted, the answer was lost), so its created rows
+ * become Existing and a later Delete of them is sent (see {@link PersistentQueue.complete}). The
+ * reference drops such a Delete instead; pass `{ success: false, dataSent: false }` when nothing
+ * can have left. A `send` that throws fails its session the same way and the error propagates.
+ */
+export async function runSessions(
+  queue: PersistentQueue,
+  send: (session: QueueSession) => SessionOutcome | Promise<SessionOutcome>,
+  options: RunSessionsOptions = {},
+): Promise<RunSessionsResult> {
+  const maxSessions = options.maxSessions ?? MAX_SESSIONS_PER_SYNC;
+  if (!Number.isSafeInteger(maxSessions) || maxSessions < 1) {
+    throw new RangeError(`maxSessions must be a positive integer, got ${maxSessions}`);
+  }
+  let succeeded = 0;
+  while (succeeded < maxSessions) {
+    if (options.signal?.aborted) return { succeeded, success: succeeded > 0, stopped: true };
+    const session = queue.takeSession(options.maxSessionBytes);
+    if (session.rows.length === 0) return { succeeded, success: true, stopped: false };
+    let outcome: SessionOutcome;
+    try {
+      outcome = await send(session);
+    } catch (err) {
+      queue.completeSession(false, true);
+      throw err;
+    }
+    const success = typeof outcome === 'boolean' ? outcome : outcome.success;
+    const dataSent = typeof outcome === 'boolean' ? true : (outcome.dataSent ?? true);
+    queue.completeSession(success, dataSent);
+    if (!success) return { succeeded, success: false, stopped: false };
+    succeeded++;
+  }
+  return { succeeded, success: true, stopped: false };
+}

@@ -15,7 +15,7 @@ import type {
 } from './interfaces/results.js';
 import type { SyncStats } from './interfaces/stats.js';
 import { toLogFunction } from './logging.js';
-import { PersistentQueue, RecoveryBuffer, type SyncRow } from './queue/index.js';
+import { PersistentQueue, type QueueChange, RecoveryBuffer, type SyncRow } from './queue/index.js';
 import { ClosedError } from './session/closed-error.js';
 import {
   type ItemSource,
@@ -301,19 +301,25 @@ export class AgentSyncProtocol {
     this.#assertOpen();
     if (!Array.isArray(changes))
       throw new TypeError('changes must be an array of { id, operation, index, data }');
+    // The queue gets copies of the four fields, read once: what was validated is what is stored,
+    // and other properties of the caller's objects (the queue knows `version`, `dataContext`)
+    // are not taken for fields of the change.
+    const items: QueueChange[] = new Array(changes.length);
     for (let i = 0; i < changes.length; i++) {
       const change = changes[i];
       try {
         if (change === null || typeof change !== 'object') {
           throw new TypeError('must be an object { id, operation, index, data }');
         }
-        this.#validator.validate(change.id, change.operation, change.index, change.data);
+        const { id, operation, index, data } = change;
+        this.#validator.validate(id, operation, index, data);
+        items[i] = { id, operation, index, data };
       } catch (error) {
         const Type = error instanceof RangeError ? RangeError : TypeError;
         throw new Type(`changes[${i}]: ${(error as Error).message}`);
       }
     }
-    this.#queue.persistMany(changes);
+    this.#queue.persistMany(items);
   }
 
   /**

@@ -266,6 +266,19 @@ describe('persistDifferences', () => {
     expect((await rowsOf(path)).map((r) => r.id)).toEqual(['kept']);
     await manager.close();
   });
+
+  it('stores the four fields of a change and nothing else its object carries', async () => {
+    const path = dbFile();
+    const { agent, manager } = agentAt(path);
+    // A module's own record type with fields the queue also has names for.
+    agent.persistDifferences([{ ...good('a'), version: 7n, dataContext: true } as Change]);
+    await agent.close();
+    const rows = await rowsOf(path);
+    expect(rows).toMatchObject([{ id: 'a', index: 'idx', data: doc('a') }]);
+    expect(rows[0]).not.toHaveProperty('version');
+    expect(rows[0]).not.toHaveProperty('dataContext');
+    await manager.close();
+  });
 });
 
 describe('documents the manager stores intact (it drops their first byte)', () => {

@@ -5,7 +5,13 @@ import type { ChangeOperation } from './enums/operation.js';
 import type { AgentInfo } from './interfaces/agent-info.js';
 import type { Change } from './interfaces/change.js';
 import type { LogFields, LogFunction } from './interfaces/logger.js';
-import type { AgentSyncProtocolOptions, SyncOptions } from './interfaces/options.js';
+import type {
+  AgentSyncProtocolOptions,
+  MetadataSyncOptions,
+  SyncOptions,
+  SyncProgress,
+  Wire,
+} from './interfaces/options.js';
 import type {
   IntegrityCheckResult,
   SyncFailure,
@@ -13,10 +19,17 @@ import type {
   SyncResult,
   SyncSuccess,
 } from './interfaces/results.js';
+import type { SessionTransport } from './interfaces/session-transport.js';
 import type { SyncStats } from './interfaces/stats.js';
+import type { MQueueTransport } from './interfaces/transport.js';
 import { toLogFunction } from './logging.js';
 import { PersistentQueue, type QueueChange, RecoveryBuffer, type SyncRow } from './queue/index.js';
 import { ClosedError } from './session/closed-error.js';
+import {
+  FullSessionDriver,
+  type FullSessionOutcome,
+  SESSION_ID_CHARSET,
+} from './session/full-session-driver.js';
 import {
   type ItemSource,
   SessionDriver,
@@ -41,6 +54,11 @@ const FAILURE_REASONS: readonly SyncFailureReason[] = [
   'busy',
   'closed',
   'storage',
+  'unsupported',
+  'invalid-session',
+  'unauthorized',
+  'forbidden',
+  'too-large',
 ];
 
 const DEFAULTS = {
@@ -48,7 +66,16 @@ const DEFAULTS = {
   retries: 3,
   maxEps: 0,
   maxReqRetRounds: 16,
+  maxSessionBytes: 5 * 1024 * 1024,
+  maxSessions: 10,
+  checkAttempts: 5,
+  checkRetryDelayMs: 10_000,
 } as const;
+
+/** The 5.0 wire's default backoff between attempts of a session: full jitter up to 1 s, 2 s, 4 s ... 60 s. */
+const FULL_SESSION_BACKOFF = { minMs: 1000, maxMs: 60_000, factor: 2 } as const;
+
+const U64_MAX = 2n ** 64n - 1n;
 
 const METADATA_MODES: ReadonlySet<Mode> = new Set([
   Mode.MetadataDelta,
@@ -132,8 +159,14 @@ export class AgentSyncProtocol {
   readonly #queue: PersistentQueue;
   readonly #recovery = new RecoveryBuffer();
   readonly #validator: ChangeValidator;
-  readonly #driver: SessionDriver;
-  readonly #link: TransportLink;
+  /** The wire this instance speaks (`options.wire`). */
+  readonly #wire: Wire;
+  /** Seed wire only. */
+  readonly #driver: SessionDriver | undefined;
+  /** Seed wire only. */
+  readonly #link: TransportLink | undefined;
+  /** 5.0 wire only. */
+  readonly #driver5: FullSessionDriver | undefined;
   readonly #outcomes = {
     ok: 0,
     retransmitted: 0,
@@ -194,15 +227,28 @@ export class AgentSyncProtocol {
     this.moduleName = moduleName;
     this.#log = toLogFunction(options.logger, `[${moduleName}] `, { module: moduleName });
     this.#syncDefaults = { ...options.syncDefaults };
-    this.#metadata = toStartMetadata({ ...hostAgentInfo(), ...definedFields(options.agentInfo) });
+    const info = { ...hostAgentInfo(), ...definedFields(options.agentInfo) };
+    this.#metadata = toStartMetadata(info);
+    this.#wire = options.wire ?? 'seed';
+    if (this.#wire === 'fullSession') checkAgentId(info.id);
     this.#validator = new ChangeValidator(moduleName);
     this.#queue = opened ?? new PersistentQueue(dbPath, queueOptions(options));
     try {
-      this.#link = new TransportLink(transport, moduleName, this.#log);
-      this.#driver = new SessionDriver(this.#link, () => this.#metadata, this.#log);
-      transport.onResponse?.((message) => {
-        this.parseResponseBuffer(message);
-      });
+      if (this.#wire === 'fullSession') {
+        const metadata = { ...this.#metadata, osplatform: info.osPlatform };
+        this.#driver5 = new FullSessionDriver(
+          transport as SessionTransport,
+          { moduleName, clusterName: options.clusterName as string, metadata: () => metadata },
+          this.#log,
+        );
+      } else {
+        const seed = transport as MQueueTransport;
+        this.#link = new TransportLink(seed, moduleName, this.#log);
+        this.#driver = new SessionDriver(this.#link, () => this.#metadata, this.#log);
+        seed.onResponse?.((message) => {
+          this.parseResponseBuffer(message);
+        });
+      }
     } catch (err) {
       // A transport that throws here must not leave the database owned by a dead instance.
       this.#queue.close();
@@ -258,6 +304,9 @@ export class AgentSyncProtocol {
    * @param index The index the manager stores the item in; not empty.
    * @param data For Create and Modify, the JSON document: an object with at least one member
    *   whose first byte is `{` (the manager stores it after that byte). Any string for a Delete.
+   * @param version The item's version, a u64 (bigint, or a safe integer >= 0); 0 (the default)
+   *   = unversioned. On the 5.0 wire a version > 0 asks the manager for external versioning; the
+   *   seed wire ignores it. A TypeError/RangeError when it is not a u64.
    * @throws {TypeError} For input of the wrong type, a blank id or one with control characters,
    *   data that is not JSON, or a document the manager would corrupt (`{}`, leading whitespace,
    *   an array or a scalar); the message says which.
@@ -273,10 +322,16 @@ export class AgentSyncProtocol {
    *   JSON.stringify({ package: { name: 'openssl', version: '3.0.13' } }),
    * );
    */
-  persistDifference(id: string, operation: ChangeOperation, index: string, data: string): void {
+  persistDifference(
+    id: string,
+    operation: ChangeOperation,
+    index: string,
+    data: string,
+    version: bigint | number = 0n,
+  ): void {
     this.#assertOpen();
     this.#validator.validate(id, operation, index, data);
-    this.#queue.persist(id, operation, index, data);
+    this.#queue.persist(id, operation, index, data, checkVersion(version));
   }
 
   /**
@@ -311,9 +366,12 @@ export class AgentSyncProtocol {
         if (change === null || typeof change !== 'object') {
           throw new TypeError('must be an object { id, operation, index, data }');
         }
-        const { id, operation, index, data } = change;
+        const { id, operation, index, data, version } = change;
         this.#validator.validate(id, operation, index, data);
-        items[i] = { id, operation, index, data };
+        items[i] =
+          version === undefined
+            ? { id, operation, index, data }
+            : { id, operation, index, data, version: checkVersion(version) };
       } catch (error) {
         const Type = error instanceof RangeError ? RangeError : TypeError;
         throw new Type(`changes[${i}]: ${(error as Error).message}`);
@@ -384,12 +442,13 @@ export class AgentSyncProtocol {
         ),
       );
     }
+    if (this.#driver5) return this.#synchronizeModule5(this.#driver5, mode, options);
     return this.#exclusive(mode, options, async (session) => {
       if (mode === Mode.Full) {
         const items = this.#recovery.snapshot();
         try {
           if (items.length === 0) return succeed(undefined, 0, 0);
-          const outcome = await this.#driver.run(
+          const outcome = await (this.#driver as SessionDriver).run(
             {
               mode: WireMode.ModuleFull,
               size: items.length,
@@ -416,7 +475,7 @@ export class AgentSyncProtocol {
       }
       let outcome: SessionOutcome | undefined;
       try {
-        outcome = await this.#driver.run(
+        outcome = await (this.#driver as SessionDriver).run(
           {
             mode: WireMode.ModuleDelta,
             size: taken.size,
@@ -479,11 +538,13 @@ export class AgentSyncProtocol {
     if (typeof checksum !== 'string' || checksum.length === 0) {
       throw new TypeError('checksum must be a non-empty string');
     }
+    const driver5 = this.#driver5;
     const ending = await this.#exclusive(
       Mode.Check,
       options,
       async (session) => {
-        const outcome = await this.#driver.run(
+        if (driver5) return toEnding(await driver5.check(index, checksum, session));
+        const outcome = await (this.#driver as SessionDriver).run(
           { mode: WireMode.ModuleCheck, size: 0, indices: [index], checksum: { index, checksum } },
           session,
         );
@@ -501,9 +562,12 @@ export class AgentSyncProtocol {
 
   /**
    * MetadataDelta, MetadataCheck, GroupDelta or GroupCheck: Start (with the agent metadata),
-   * StartAck, End, EndAck; no data.
+   * StartAck, End, EndAck; no data. On the 5.0 wire: one session without payload whose Start
+   * carries `options.indices` and `options.globalVersion` (see {@link MetadataSyncOptions});
+   * the seed wire cannot carry them, and resolves `'unsupported'` when they are given.
    *
    * @param mode One of the four metadata/group modes; any other resolves `reason: 'invalid-mode'`.
+   * @param options The sync's options, with `indices` and `globalVersion` for the 5.0 wire.
    * @returns As `synchronizeModule`.
    * @throws {TypeError} (as a rejected promise) When an option is invalid.
    * @throws {RangeError} (as a rejected promise) When an option is invalid.
@@ -512,7 +576,7 @@ export class AgentSyncProtocol {
    */
   async synchronizeMetadataOrGroups(
     mode: MetadataMode,
-    options: SyncOptions = {},
+    options: MetadataSyncOptions = {},
   ): Promise<SyncResult> {
     if (!METADATA_MODES.has(mode)) {
       return this.#record(
@@ -522,9 +586,34 @@ export class AgentSyncProtocol {
         ),
       );
     }
-    return this.#exclusive(mode, options, async (session) =>
+    const isObject = options !== null && typeof options === 'object';
+    const { indices, globalVersion, ...rest } = isObject ? options : ({} as MetadataSyncOptions);
+    // A non-object goes on to the option checks, which reject it.
+    const syncOptions: SyncOptions = isObject ? rest : options;
+    const driver5 = this.#driver5;
+    if (driver5) {
+      const checked = checkMetadataFields(indices, globalVersion);
+      if (typeof checked === 'string') return this.#record(fail('unsupported', checked));
+      return this.#exclusive(mode, syncOptions, async (session) =>
+        toSyncResult5(
+          await driver5.metadata(mode, checked.indices, checked.globalVersion, session),
+        ),
+      );
+    }
+    if (indices !== undefined || globalVersion !== undefined) {
+      return this.#record(
+        fail(
+          'unsupported',
+          'the seed wire cannot carry indices or globalVersion in a metadata/group sync; nothing was sent',
+        ),
+      );
+    }
+    return this.#exclusive(mode, syncOptions, async (session) =>
       toSyncResult(
-        await this.#driver.run({ mode: mode as number as WireMode, size: 0, indices: [] }, session),
+        await (this.#driver as SessionDriver).run(
+          { mode: mode as number as WireMode, size: 0, indices: [] },
+          session,
+        ),
       ),
     );
   }
@@ -540,6 +629,14 @@ export class AgentSyncProtocol {
    */
   parseResponseBuffer(message: Uint8Array): boolean {
     if (this.#closed || !(message instanceof Uint8Array)) return false;
+    if (this.#wire === 'fullSession') {
+      this.#log(
+        'warn',
+        "parseResponseBuffer is for the seed wire; on the 'fullSession' wire answers come back from the SessionTransport",
+        { bytes: message.length },
+      );
+      return false;
+    }
     const response = decodeManagerResponse(message);
     if (response === null) {
       this.#log(
@@ -549,7 +646,7 @@ export class AgentSyncProtocol {
       );
       return false;
     }
-    this.#driver.deliver(response);
+    this.#driver?.deliver(response);
     return true;
   }
 
@@ -564,8 +661,8 @@ export class AgentSyncProtocol {
       syncsOk: this.#outcomes.ok,
       syncsFailed: { ...this.#outcomes.failed },
       checksMismatched: this.#outcomes.mismatched,
-      messagesSent: this.#link.counters.messages,
-      bytesSent: this.#link.counters.bytes,
+      messagesSent: (this.#link ?? this.#driver5)?.counters.messages ?? 0,
+      bytesSent: (this.#link ?? this.#driver5)?.counters.bytes ?? 0,
       retransmitted: this.#outcomes.retransmitted,
       queueDepth: this.#queue.pendingCount(),
     };
@@ -605,6 +702,47 @@ export class AgentSyncProtocol {
     }
     this.#queue.close();
     this.#recovery.clear();
+  }
+
+  /**
+   * synchronizeModule on the 5.0 wire. Delta: the queue in byte-cut sessions (see
+   * FullSessionDriver.delta). Full: Cleans for the buffer's indices, then the buffer; the buffer
+   * is cleared after the attempt, whatever its outcome, as on the seed wire.
+   */
+  async #synchronizeModule5(
+    driver: FullSessionDriver,
+    mode: SyncModuleMode,
+    options: SyncOptions,
+  ): Promise<SyncResult> {
+    return this.#exclusive(mode, options, async (session) => {
+      const report = (phase: SyncProgress['phase'], sent: number, total: number) => {
+        try {
+          session.onProgress?.({ phase, sent, total, retransmitted: 0 });
+        } catch (error) {
+          this.#log('warn', `onProgress threw: ${errorMessage(error)}`, { phase });
+        }
+      };
+      if (mode === Mode.Full) {
+        const items = this.#recovery.snapshot();
+        try {
+          if (items.length === 0) return succeed(undefined, 0, 0);
+          return toSyncResult5(await driver.full(items, session, report));
+        } finally {
+          this.#recovery.clear();
+        }
+      }
+      if (this.#unfinishedTake) {
+        this.#queue.complete(false, true);
+        this.#unfinishedTake = false;
+      }
+      try {
+        return toSyncResult5(await driver.delta(this.#queue, session, report));
+      } catch (error) {
+        // A session's end could not be recorded: its take is still active (see #completeTake).
+        this.#unfinishedTake = true;
+        throw error;
+      }
+    });
   }
 
   #assertOpen(): void {
@@ -716,6 +854,11 @@ export class AgentSyncProtocol {
     }
     const merged = { ...DEFAULTS, ...this.#syncDefaults, ...definedFields(options) };
     const { timeoutMs, retries, maxEps, maxReqRetRounds } = merged;
+    const { maxSessionBytes, maxSessions, checkAttempts, checkRetryDelayMs } = merged;
+    checkInteger('maxSessionBytes', maxSessionBytes, 1);
+    checkInteger('maxSessions', maxSessions, 1);
+    checkInteger('checkAttempts', checkAttempts, 1);
+    checkInteger('checkRetryDelayMs', checkRetryDelayMs, 0);
     checkInteger('timeoutMs', timeoutMs, 1);
     checkInteger('retries', retries, 0);
     checkInteger('maxEps', maxEps, 0);
@@ -727,9 +870,9 @@ export class AgentSyncProtocol {
       throw new TypeError(`backoff must be an object, got ${describeValue(merged.backoff)}`);
     }
     const backoff = {
-      minMs: 0,
-      maxMs: Number.POSITIVE_INFINITY,
-      factor: 2,
+      ...(this.#wire === 'fullSession'
+        ? FULL_SESSION_BACKOFF
+        : { minMs: 0, maxMs: Number.POSITIVE_INFINITY, factor: 2 }),
       ...definedFields(merged.backoff),
     };
     checkInteger('backoff.minMs', backoff.minMs, 0);
@@ -752,6 +895,10 @@ export class AgentSyncProtocol {
       backoff,
       signal,
       onProgress: options.onProgress,
+      maxSessionBytes,
+      maxSessions,
+      checkAttempts,
+      checkRetryDelayMs,
     };
   }
 }
@@ -761,15 +908,41 @@ function checkOptions(options: AgentSyncProtocolOptions): void {
   if (options === null || typeof options !== 'object') {
     throw new TypeError('AgentSyncProtocol needs an options object');
   }
-  const { moduleName, dbPath, transport } = options;
+  const { moduleName, dbPath, transport, wire = 'seed' } = options;
   validateModuleName(moduleName);
   if (typeof dbPath !== 'string' || dbPath.length === 0) {
     throw new TypeError("options.dbPath must be a file path or ':memory:'");
   }
+  if (wire === 'fullSession') {
+    // A session id is `<module>-<u64>` of [0-9A-Za-z._-], at most 256 bytes (agentd refuses others).
+    if (!SESSION_ID_CHARSET.test(moduleName)) {
+      throw new RangeError(
+        `options.moduleName must be of [0-9A-Za-z._-] only on the 'fullSession' wire (it starts every session id), got ${JSON.stringify(moduleName)}`,
+      );
+    }
+    if (typeof options.clusterName !== 'string' || options.clusterName.length === 0) {
+      throw new TypeError(
+        `options.clusterName is required on the 'fullSession' wire: the manager's cluster name (e.g. 'wazuh'), got ${describeValue(options.clusterName)}`,
+      );
+    }
+    if (
+      transport === null ||
+      typeof transport !== 'object' ||
+      typeof transport.send !== 'function'
+    ) {
+      throw new TypeError(
+        "options.transport must be a SessionTransport (send()) on the 'fullSession' wire",
+      );
+    }
+    return;
+  }
+  if (wire !== 'seed') {
+    throw new TypeError(`options.wire must be 'seed' or 'fullSession', got ${describeValue(wire)}`);
+  }
   if (
     transport === null ||
     typeof transport !== 'object' ||
-    typeof transport.start !== 'function' ||
+    typeof (transport as MQueueTransport).start !== 'function' ||
     typeof transport.send !== 'function'
   ) {
     throw new TypeError('options.transport must implement start() and send()');
@@ -846,4 +1019,62 @@ function toStartMetadata(info: AgentInfo): StartMetadata {
     checksumMetadata: info.checksumMetadata,
     globalVersion: info.globalVersion,
   };
+}
+
+/** A version for the queue: a u64 as a bigint, or a safe integer >= 0. */
+function checkVersion(version: unknown): bigint | number {
+  if (typeof version === 'bigint') {
+    if (version < 0n || version > U64_MAX) {
+      throw new RangeError(`version must be in 0..2^64-1, got ${version}`);
+    }
+    return version;
+  }
+  if (typeof version === 'number') {
+    if (!Number.isSafeInteger(version) || version < 0) {
+      throw new RangeError(`version must be a safe integer >= 0 or a bigint, got ${version}`);
+    }
+    return version;
+  }
+  throw new TypeError(`version must be a bigint or a number, got ${describeValue(version)}`);
+}
+
+/** The 5.0 manager compares Start.agentid, as an integer, with the authenticated agent's id. */
+function checkAgentId(id: string): void {
+  if (!/^[0-9]+$/.test(id)) {
+    throw new TypeError(
+      `agentInfo.id must be the agent's numeric id (e.g. '001') on the 'fullSession' wire, got ${JSON.stringify(id)}`,
+    );
+  }
+}
+
+/** A metadata sync's 5.0 fields, or why the wire cannot carry them. */
+function checkMetadataFields(
+  indices: unknown,
+  globalVersion: unknown,
+): { indices: string[]; globalVersion: bigint } | string {
+  const list = indices ?? [];
+  if (!Array.isArray(list) || !list.every((i) => typeof i === 'string' && i.length > 0)) {
+    return 'indices must be an array of non-empty strings; nothing was sent';
+  }
+  let version: bigint;
+  try {
+    version = BigInt(checkVersion(globalVersion ?? 0n));
+  } catch (error) {
+    return `globalVersion: ${errorMessage(error)}; nothing was sent`;
+  }
+  return { indices: list as string[], globalVersion: version };
+}
+
+/** A 5.0 outcome as the class's results (a Check mismatch stays a mismatch). */
+function toEnding(outcome: FullSessionOutcome): SyncResult | CheckMismatch {
+  if ('mismatch' in outcome) return { mismatch: true, session: outcome.session };
+  return toSyncResult5(outcome);
+}
+
+function toSyncResult5(outcome: FullSessionOutcome): SyncResult {
+  if ('mismatch' in outcome) {
+    return fail('manager-error', 'the manager answered 409 (checksum mismatch)');
+  }
+  if (outcome.ok) return succeed(outcome.session, outcome.sent, 0);
+  return fail(outcome.reason, outcome.message);
 }

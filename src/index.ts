@@ -12,7 +12,13 @@ export type {
   Logger,
   LogLevel,
 } from './interfaces/logger.js';
-export type { AgentSyncProtocolOptions, SyncOptions, SyncProgress } from './interfaces/options.js';
+export type {
+  AgentSyncProtocolOptions,
+  MetadataSyncOptions,
+  SyncOptions,
+  SyncProgress,
+  Wire,
+} from './interfaces/options.js';
 export type {
   IntegrityCheckResult,
   SyncFailure,
@@ -20,6 +26,11 @@ export type {
   SyncResult,
   SyncSuccess,
 } from './interfaces/results.js';
+export type {
+  SessionAnswer,
+  SessionRequest,
+  SessionTransport,
+} from './interfaces/session-transport.js';
 export type { SyncStats } from './interfaces/stats.js';
 export type { MQueueTransport } from './interfaces/transport.js';
 export { StorageError } from './queue/storage-error.js';

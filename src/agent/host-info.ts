@@ -56,6 +56,7 @@ export function hostAgentInfo(): AgentInfo {
     architecture: os.machine(),
     osName: release.NAME ?? os.type(),
     osType: os.platform(),
+    osPlatform: release.ID ?? os.platform(),
     osVersion: release.VERSION_ID ?? os.release(),
     groups: [],
   };

@@ -14,6 +14,12 @@ export interface AgentInfo {
   osName: string;
   /** Default: `os.platform()` (e.g. 'linux'). */
   osType: string;
+  /**
+   * The OS platform, as Wazuh names it (e.g. 'ubuntu', 'centos', 'darwin'); the 5.0 wire's
+   * `Start.osplatform` (the seed wire has no such field). Default: ID from /etc/os-release,
+   * else `os.platform()`.
+   */
+  osPlatform: string;
   /** Default: VERSION_ID from /etc/os-release, else `os.release()`. */
   osVersion: string;
   /** Agent groups. Default: none. */

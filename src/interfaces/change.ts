@@ -13,4 +13,10 @@ export interface Change {
    * leading whitespace (first character `{`). Any string for a Delete (not checked: the manager stores nothing for it).
    */
   data: string;
+  /**
+   * The item's version, a u64 (bigint, or a safe integer >= 0); 0 (the default) = unversioned.
+   * On the 5.0 wire a version > 0 asks the manager for external versioning (a lower version
+   * never replaces a stored document); the seed wire ignores it.
+   */
+  version?: bigint | number;
 }

@@ -1,5 +1,6 @@
 import type { AgentInfo } from './agent-info.js';
 import type { Logger } from './logger.js';
+import type { SessionTransport } from './session-transport.js';
 import type { MQueueTransport } from './transport.js';
 
 /**
@@ -36,7 +37,53 @@ export interface SyncOptions {
    * logged at warn and does not fail the sync.
    */
   onProgress?: (progress: SyncProgress) => void;
+  /**
+   * `'fullSession'` wire only (the seed wire ignores it): the cap on one session's bytes; a
+   * Delta or Full is cut into sessions of at most this estimate (an item larger than the cap goes
+   * alone). An integer >= 1. Default 5242880 (5 MiB, the reference's).
+   */
+  maxSessionBytes?: number;
+  /**
+   * `'fullSession'` wire only: sessions one Delta sends at most; the rest stays queued for the
+   * next sync. An integer >= 1. Default 10 (the reference's).
+   */
+  maxSessions?: number;
+  /**
+   * `'fullSession'` wire only: Check sessions sent before a mismatch (409) is trusted, since the
+   * manager's indexer may not have caught up with a recent write. An integer >= 1. Default 5
+   * (the reference's).
+   */
+  checkAttempts?: number;
+  /** `'fullSession'` wire only: pause between two Check attempts, in ms; an integer >= 0. Default 10000. */
+  checkRetryDelayMs?: number;
 }
+
+/**
+ * Options of `synchronizeMetadataOrGroups`: the {@link SyncOptions} plus what a Wazuh 5.0
+ * metadata or group session carries in its Start. The seed wire cannot carry them: given there,
+ * the sync fails `'unsupported'` and sends nothing.
+ */
+export interface MetadataSyncOptions extends SyncOptions {
+  /**
+   * `'fullSession'` wire: the indices whose documents the manager updates (the manager skips
+   * those outside its allowlist). Default none.
+   */
+  indices?: readonly string[];
+  /**
+   * `'fullSession'` wire: the `global_version` of the change, a u64 (bigint, or a safe integer):
+   * documents of a higher `state.document_version` are left alone. Default 0.
+   */
+  globalVersion?: bigint | number;
+}
+
+/**
+ * Which wire a protocol instance speaks:
+ * - `'seed'`: Start/StartAck/DataValue/End/EndAck datagrams over an {@link MQueueTransport}
+ *   (managers built from wazuh/wazuh around October 2025; the default);
+ * - `'fullSession'`: Wazuh 5.0, one FlatBuffers message per session over a
+ *   {@link SessionTransport}, answered with an HTTP status.
+ */
+export type Wire = 'seed' | 'fullSession';
 
 /**
  * Where a running sync is, as `onProgress` reports it. The phases come in this order:
@@ -71,8 +118,22 @@ export interface AgentSyncProtocolOptions {
    * instance per file: a second one waits for the first to close (see `busyTimeoutMs`).
    */
   dbPath: string;
-  /** The MQueue transport. It belongs to the caller: `close()` does not close it. */
-  transport: MQueueTransport;
+  /**
+   * The transport; it belongs to the caller: `close()` does not close it. An
+   * {@link MQueueTransport} for the seed wire, a {@link SessionTransport} for `wire: 'fullSession'`.
+   */
+  transport: MQueueTransport | SessionTransport;
+  /**
+   * The wire to speak (see {@link Wire}). Default `'seed'`. `'fullSession'` needs `clusterName`,
+   * a numeric `agentInfo.id` and a module name of `[0-9A-Za-z._-]` only.
+   */
+  wire?: Wire;
+  /**
+   * `'fullSession'` wire: the manager's cluster name (its `<cluster><name>`, `'wazuh'` in the
+   * shipped configuration); every session's Start carries it and the manager refuses another
+   * (403). Required for that wire; the seed wire ignores it.
+   */
+  clusterName?: string;
   /** `(level, message, fields?)` callback or a pino-like object. Default: silent. */
   logger?: Logger;
   /** Metadata for Start; each missing field comes from the host (see AgentInfo). */

@@ -21,7 +21,26 @@ export type SyncFailureReason =
   /** The instance is closed, or was closed during the sync. */
   | 'closed'
   /** The SQLite queue failed (disk full, I/O error, ...). */
-  | 'storage';
+  | 'storage'
+  /**
+   * The chosen wire cannot express the call (e.g. `indices` for a metadata sync on the seed
+   * wire, a `globalVersion` out of u64 range); nothing was sent.
+   */
+  | 'unsupported'
+  /** `'fullSession'` wire: the manager refused the session as invalid (HTTP 400); not retried. */
+  | 'invalid-session'
+  /** `'fullSession'` wire: the manager refused the request's authentication (HTTP 401); not retried. */
+  | 'unauthorized'
+  /**
+   * `'fullSession'` wire: the manager refused the session's identity (HTTP 403: the agent id or
+   * `clusterName` is not the manager's); not retried.
+   */
+  | 'forbidden'
+  /**
+   * `'fullSession'` wire: the session is over the manager's byte budget (HTTP 413); not retried.
+   * Lower `maxSessionBytes`.
+   */
+  | 'too-large';
 
 /**
  * A sync that the manager acknowledged (EndAck Ok), or that had nothing to send.

@@ -53,6 +53,14 @@ export interface SessionOptions {
   signal: AbortSignal;
   /** The caller's progress callback. */
   onProgress?: ((progress: SyncProgress) => void) | undefined;
+  /** 5.0 wire: cap on one session's bytes. */
+  maxSessionBytes: number;
+  /** 5.0 wire: sessions one Delta sends at most. */
+  maxSessions: number;
+  /** 5.0 wire: Check sessions sent before a 409 is trusted. */
+  checkAttempts: number;
+  /** 5.0 wire: pause between Check attempts, in ms. */
+  checkRetryDelayMs: number;
 }
 
 /** Where a session was when it ended: before StartAck Ok, sending data, or after End. */

@@ -2,8 +2,10 @@
 // (documents, Check checksum, indexer availability), FaultInjector (the network and what a test
 // breaks on it), SeedFront (the seed protocol's sessions), and for the Wazuh 5.0 wire
 // FullSessionFront (`POST /stateful` bodies) with StatefulFaults.
+
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../interfaces/logger.js';
+import type { SessionTransport } from '../interfaces/session-transport.js';
 import { toLogFunction } from '../logging.js';
 import { InProcessTransport } from '../transports/in-process.js';
 import type { Status } from '../wire/index.js';
@@ -344,6 +346,26 @@ export class MockManager {
    */
   stateful(body: Uint8Array, request: StatefulRequest): Promise<StatefulAnswer> {
     return this.#front5.stateful(body, request);
+  }
+
+  /**
+   * A {@link SessionTransport} that hands each session to {@link stateful} as sent by
+   * `agentId` (the session id as `X-Session-Id`): the in-process transport of an
+   * `AgentSyncProtocol` on the `'fullSession'` wire. A dropped request's promise never settles;
+   * the protocol's `timeoutMs` ends the wait.
+   *
+   * @example
+   * ```ts
+   * const agent = new AgentSyncProtocol({
+   *   moduleName: 'fim', dbPath, wire: 'fullSession', clusterName: 'wazuh',
+   *   agentInfo: { id: '001' }, transport: manager.sessionTransport('001'),
+   * });
+   * ```
+   */
+  sessionTransport(agentId: string | number): SessionTransport {
+    return {
+      send: (session) => this.stateful(session.body, { agentId, sessionId: session.id }),
+    };
   }
 
   /**

@@ -420,6 +420,12 @@ export class AgentSyncProtocol {
    * Delta: send the persistent queue; success removes what was sent,
    * failure keeps it for the next sync. Nothing to send: resolves ok at once, without a session.
    *
+   * On the `'fullSession'` wire (Wazuh 5.0), Delta cuts the queue into sessions of at most
+   * `maxSessionBytes` and sends at most `maxSessions` of them; each applied session's rows leave
+   * the queue, and the first failure stops the rest, which stay queued. Full sends a Cleans
+   * session for the buffer's indices (the manager deletes this agent's documents there), then
+   * the buffer as Delta sessions. `session` is the last session's number, `retransmitted` 0.
+   *
    * @param mode `Mode.Full` or `Mode.Delta`; any other resolves `reason: 'invalid-mode'`.
    * @param options Per-call options over the instance's `syncDefaults`.
    * @returns The outcome; never rejects for a failed sync. Resolves `reason: 'busy'` when another
@@ -496,6 +502,8 @@ export class AgentSyncProtocol {
    * Check mode: ask the manager whether its checksum of `index` equals ours.
    * Returns true only for a proven mismatch (EndAck Error); a timeout, an
    * Offline manager or a transport failure return false. See `checkIntegrity` for why.
+   * On the `'fullSession'` wire: a ModuleCheck session with a ChecksumModule; 200 is a match,
+   * 409 a mismatch, trusted only after `checkAttempts` 409s `checkRetryDelayMs` apart.
    *
    * @param index The index to check, e.g. 'wazuh-states-fim-files'.
    * @param checksum Our checksum of that index (see `computeIndexChecksum`).

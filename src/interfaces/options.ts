@@ -10,15 +10,27 @@ import type { MQueueTransport } from './transport.js';
  * range), and nothing is sent.
  */
 export interface SyncOptions {
-  /** Wait for StartAck and for EndAck, each, in milliseconds; an integer >= 1. Default 30000. */
+  /**
+   * Wait for StartAck and for EndAck, each, in milliseconds; on the `'fullSession'` wire, for each
+   * session's answer (a missing one counts as no answer and is retried). An integer >= 1.
+   * Default 30000.
+   */
   timeoutMs?: number;
-  /** Extra sends of Start and of End when no answer comes; an integer >= 0. Default 3. */
+  /**
+   * Extra sends of Start and of End when no answer comes; on the `'fullSession'` wire, extra sends
+   * of a session answered 415/429/500/502/503/504 or not answered. An integer >= 0. Default 3.
+   */
   retries?: number;
-  /** Messages per second (Start, data, checksum, End); an integer >= 0, 0 = unlimited. Default 0. */
+  /**
+   * Messages per second (Start, data, checksum, End); an integer >= 0, 0 = unlimited. Default 0.
+   * Seed wire only (the `'fullSession'` wire sends one message per session).
+   */
   maxEps?: number;
   /**
    * Pause before each re-send of Start or End, after a timeout: `min(maxMs, minMs * factor^(attempt-1))`.
    * Default `{ minMs: 0 }`: re-send right after the timeout, as the reference agent does.
+   * On the `'fullSession'` wire the pause is full jitter, a random value between 0 and that bound,
+   * and at least the answer's Retry-After; default there `{ minMs: 1000, maxMs: 60000, factor: 2 }`.
    */
   backoff?: {
     /** First pause, in ms; an integer >= 0. Default 0. */
@@ -28,7 +40,7 @@ export interface SyncOptions {
     /** Growth of the pause per attempt; a number >= 1. Default 2. */
     factor?: number;
   };
-  /** How many ReqRet rounds one session answers before it fails with 'retransmit-invalid'; an integer >= 1. Default 16. */
+  /** How many ReqRet rounds one session answers before it fails with 'retransmit-invalid'; an integer >= 1. Default 16. Seed wire only. */
   maxReqRetRounds?: number;
   /** Abort a running sync; it resolves `{ ok: false, reason: 'aborted' }`. */
   signal?: AbortSignal;
@@ -89,7 +101,9 @@ export type Wire = 'seed' | 'fullSession';
  * Where a running sync is, as `onProgress` reports it. The phases come in this order:
  * `'start'` once, `'data'` after each page of items (Full and Delta only), `'end'` once, then
  * `'retransmit'` after each page of items resent for a ReqRet (when the manager asks).
- * Check, metadata and group syncs report only `'start'` and `'end'`.
+ * Check, metadata and group syncs report only `'start'` and `'end'`. On the `'fullSession'`
+ * wire, a Delta or Full reports `'start'` before its first session, `'data'` after each session
+ * the manager applied, and `'end'` after the last; Check, metadata and group syncs report nothing.
  */
 export interface SyncProgress {
   /**

@@ -44,7 +44,7 @@ let counter = 0n;
  * microsecond still differ. A u64.
  */
 export function nextSessionNumber(): bigint {
-  const micros = BigInt(Date.now()) * 1000n;
+  const micros = BigInt(Math.floor((performance.timeOrigin + performance.now()) * 1000));
   counter = (counter + 1n) & 0xfffn;
   return ((micros << 12n) | counter) & 0xffff_ffff_ffff_ffffn;
 }
@@ -98,6 +98,12 @@ const REFUSALS: Record<number, [SyncFailureReason, string]> = {
   403: ['forbidden', "the manager refused the session's identity: agent id or cluster name (403)"],
   413: ['too-large', "the session is over the manager's byte budget (413); lower maxSessionBytes"],
 };
+
+/**
+ * Longest Retry-After honoured, in seconds (the real manager sends 60). A larger one (a hostile
+ * or broken answer) waits this long: timers cannot wait past 2^31-1 ms.
+ */
+export const MAX_RETRY_AFTER_SECONDS = 3600;
 
 /** Answers worth the same bytes again (the reference's transient set, 415 as it treats it). */
 const TRANSIENT = new Set([415, 429, 500, 502, 503, 504]);
@@ -418,7 +424,7 @@ export class FullSessionDriver {
           status,
           dataSent: true,
         };
-        retryAfterMs = (answer.retryAfterSeconds ?? 0) * 1000;
+        retryAfterMs = Math.min(answer.retryAfterSeconds ?? 0, MAX_RETRY_AFTER_SECONDS) * 1000;
       } else {
         this.#log('debug', `session ${id}: ${answer.message}`, { ...fields, attempt });
         last = {

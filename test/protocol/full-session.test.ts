@@ -191,6 +191,22 @@ describe("wire: 'fullSession', HTTP statuses", () => {
     expect(agent.stats.syncsFailed['manager-offline']).toBe(1);
   });
 
+  it('a Retry-After beyond an hour waits an hour at most (an abort ends the wait)', async () => {
+    const { agent, logs } = setup({
+      transport: { send: async (_s: SessionRequest) => ({ status: 503, retryAfterSeconds: 1e12 }) },
+    });
+    agent.persistDifference('a', Operation.Create, INDEX, doc('a'));
+    const controller = new AbortController();
+    const sync = agent.synchronizeModule(Mode.Delta, { signal: controller.signal });
+    while (!logs.some((l) => l.fields?.delayMs !== undefined)) {
+      await new Promise((r) => setImmediate(r));
+    }
+    controller.abort();
+    expect(await sync).toMatchObject({ ok: false, reason: 'aborted' });
+    expect(logs.find((l) => l.fields?.delayMs !== undefined)?.fields?.delayMs).toBe(3_600_000);
+    expect(agent.pendingCount).toBe(1);
+  });
+
   it('no answer is a timeout, retried; a later answer succeeds', async () => {
     const { manager, transport, agent } = setup();
     agent.persistDifference('a', Operation.Create, INDEX, doc('a'));
@@ -259,6 +275,25 @@ describe("wire: 'fullSession', HTTP statuses", () => {
     expect(result).toMatchObject({ ok: false, reason: 'send-failed' });
     expect(!result.ok && result.message).toContain('socket closed');
     expect(calls).toBe(2);
+  });
+});
+
+describe("wire: 'fullSession', progress and stats", () => {
+  it("reports 'start', 'data' per applied session and 'end'", async () => {
+    const { agent } = setup();
+    const big = 'x'.repeat(40_000);
+    for (let i = 0; i < 3; i++) {
+      agent.persistDifference(`i${i}`, Operation.Create, INDEX, doc(`i${i}`, { big }));
+    }
+    const phases: string[] = [];
+    const result = await agent.synchronizeModule(Mode.Delta, {
+      maxSessionBytes: 50_000,
+      onProgress: ({ phase, sent, total }) => phases.push(`${phase}:${sent}/${total}`),
+    });
+    expect(result).toMatchObject({ ok: true, sent: 3 });
+    expect(phases).toEqual(['start:0/3', 'data:1/3', 'data:2/3', 'data:3/3', 'end:3/3']);
+    expect(agent.stats).toMatchObject({ syncsOk: 1, messagesSent: 3, queueDepth: 0 });
+    expect(agent.stats.bytesSent).toBeGreaterThan(120_000);
   });
 });
 

@@ -251,6 +251,40 @@ describe("wire: 'fullSession', HTTP statuses", () => {
     expect(agent.stats.syncsFailed[reason]).toBe(1);
   });
 
+  it.each([415, 429, 500, 502, 503, 504])(
+    '%i is transient: retried with the same id and bytes, then 200 succeeds',
+    async (status) => {
+      const sent: SessionRequest[] = [];
+      const { agent } = setup({
+        transport: {
+          send: async (session: SessionRequest) => {
+            sent.push(session);
+            return { status: sent.length === 1 ? status : 202 };
+          },
+        },
+      });
+      agent.persistDifference('a', Operation.Create, INDEX, doc('a'));
+      expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true, sent: 1 });
+      expect(sent).toHaveLength(2);
+      expect(sent[1]?.id).toBe(sent[0]?.id);
+      expect(sent[1]?.body).toEqual(sent[0]?.body);
+      expect(agent.pendingCount).toBe(0);
+    },
+  );
+
+  it('an answer that is not an HTTP status counts as a failed hand-off, retried', async () => {
+    let calls = 0;
+    const { agent } = setup({
+      transport: {
+        send: async (_session: SessionRequest) =>
+          ++calls === 1 ? ({ status: 'ok' } as never) : { status: 200 },
+      },
+    });
+    agent.persistDifference('a', Operation.Create, INDEX, doc('a'));
+    expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true });
+    expect(calls).toBe(2);
+  });
+
   it('a cluster name the manager does not have is 403 forbidden', async () => {
     const { agent } = setup({ clusterName: 'other' });
     agent.persistDifference('a', Operation.Create, INDEX, doc('a'));

@@ -512,6 +512,35 @@ describe("wire: 'fullSession', what it cannot express, and its options", () => {
     expect(manager.sessionCount).toBe(0);
   });
 
+  it('the seed wire takes a version and ignores it', async () => {
+    const manager = new MockManager();
+    const agent = new AgentSyncProtocol({
+      moduleName: 'fim',
+      dbPath: dbFile(),
+      transport: manager.transport('fim'),
+      agentInfo: { id: '001' },
+      syncDefaults: { timeoutMs: 1000 },
+    });
+    open.push(manager, agent);
+    agent.persistDifference('a', Operation.Create, 'wazuh-states-fim-files', doc('a'), 9n);
+    expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true, sent: 1 });
+    expect(manager.documents().map((d) => d.id)).toEqual(['001_a']);
+  });
+
+  it('AgentSyncProtocol.open() refuses a missing clusterName at once, too', async () => {
+    const manager = new MockManager();
+    open.push(manager);
+    await expect(
+      AgentSyncProtocol.open({
+        moduleName: 'fim',
+        dbPath: dbFile(),
+        wire: 'fullSession',
+        agentInfo: { id: '001' },
+        transport: manager.sessionTransport('001'),
+      }),
+    ).rejects.toThrow(TypeError);
+  });
+
   it('clusterName is required', () => {
     const manager = new MockManager();
     open.push(manager);

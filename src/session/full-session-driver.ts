@@ -369,7 +369,7 @@ export class FullSessionDriver {
     }
     let last: Attempted | undefined;
     for (let attempt = 1; attempt <= options.retries + 1; attempt++) {
-      if (options.signal.aborted) return { ...this.#abortedAttempt(options.signal, number, last) };
+      if (options.signal.aborted) return this.#abortedAttempt(options.signal, number, last);
       const answer = await this.#attempt(
         { id, moduleName: this.#identity.moduleName, body },
         options,
@@ -390,7 +390,7 @@ export class FullSessionDriver {
             ok: false,
             session: number,
             reason: refusal[0],
-            message: `${refusal[1]}: ${answer.body ?? ''}`.trim(),
+            message: withBody(refusal[1], answer.body),
             status,
             dataSent: false,
           };
@@ -400,7 +400,7 @@ export class FullSessionDriver {
             ok: false,
             session: number,
             reason: 'manager-error',
-            message: `the manager answered 409: ${answer.body ?? ''}`.trim(),
+            message: withBody('the manager answered 409', answer.body),
             status,
             dataSent: false,
           };
@@ -410,7 +410,7 @@ export class FullSessionDriver {
             ok: false,
             session: number,
             reason: 'manager-error',
-            message: `the manager answered HTTP ${status}: ${answer.body ?? ''}`.trim(),
+            message: withBody(`the manager answered HTTP ${status}`, answer.body),
             status,
             dataSent: true,
           };
@@ -419,8 +419,10 @@ export class FullSessionDriver {
           ok: false,
           session: number,
           reason: status === 503 ? 'manager-offline' : 'manager-error',
-          message:
-            `the manager answered HTTP ${status} on each of ${attempt} attempts: ${answer.body ?? ''}`.trim(),
+          message: withBody(
+            `the manager answered HTTP ${status} on each of ${attempt} attempts`,
+            answer.body,
+          ),
           status,
           dataSent: true,
         };
@@ -520,6 +522,11 @@ export class FullSessionDriver {
       attempt.abort();
     }
   }
+}
+
+/** A failure's message, with the manager's response body when it sent one. */
+function withBody(text: string, body: string | undefined): string {
+  return body ? `${text}: ${body}` : text;
 }
 
 /** A transport's answer as the driver reads it: an HTTP status it can trust, or a failed hand-off. */

@@ -401,6 +401,27 @@ describe("wire: 'fullSession', Check", () => {
     expect(calls).toBe(2);
   });
 
+  it('an abort during the pause between Check attempts ends the check inconclusive', async () => {
+    let calls = 0;
+    const { agent } = setup({
+      transport: {
+        send: async (_session: SessionRequest) => {
+          calls++;
+          return { status: 409 };
+        },
+      },
+    });
+    const controller = new AbortController();
+    const check = agent.checkIntegrity(INDEX, 'f'.repeat(40), {
+      signal: controller.signal,
+      checkRetryDelayMs: 60_000,
+    });
+    while (calls === 0) await new Promise((r) => setImmediate(r));
+    controller.abort();
+    expect(await check).toMatchObject({ outcome: 'inconclusive', reason: 'aborted' });
+    expect(calls).toBe(1);
+  });
+
   it('no answer is inconclusive, without Check retries', async () => {
     const { manager, agent } = setup();
     manager.injectStateful({ action: 'drop', times: Number.POSITIVE_INFINITY });

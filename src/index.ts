@@ -14,7 +14,10 @@ export type {
 } from './interfaces/logger.js';
 export type {
   AgentSyncProtocolOptions,
+  CommonOptions,
+  FullSessionWireOptions,
   MetadataSyncOptions,
+  SeedWireOptions,
   SyncOptions,
   SyncProgress,
   Wire,

@@ -119,8 +119,42 @@ export interface SyncProgress {
   retransmitted: number;
 }
 
-/** What `new AgentSyncProtocol(options)` and `AgentSyncProtocol.open(options)` take. */
-export interface AgentSyncProtocolOptions {
+/**
+ * What `new AgentSyncProtocol(options)` and `AgentSyncProtocol.open(options)` take: the options
+ * of the seed wire (the default) or of the `'fullSession'` wire. The union lets TypeScript type an
+ * inline transport by the wire it is for, and makes `clusterName` required where it is.
+ */
+export type AgentSyncProtocolOptions = SeedWireOptions | FullSessionWireOptions;
+
+/** The options of the seed wire: an {@link MQueueTransport}. */
+export interface SeedWireOptions extends CommonOptions {
+  /** The wire to speak (see {@link Wire}). Default `'seed'`. */
+  wire?: 'seed';
+  /** The transport; it belongs to the caller: `close()` does not close it. */
+  transport: MQueueTransport;
+  /** Read by the `'fullSession'` wire only; the seed wire ignores it. */
+  clusterName?: string;
+}
+
+/**
+ * The options of the `'fullSession'` wire (Wazuh 5.0): a {@link SessionTransport}, the cluster
+ * name, and (checked at run time) a numeric `agentInfo.id` and a module name of
+ * `[0-9A-Za-z._-]` only.
+ */
+export interface FullSessionWireOptions extends CommonOptions {
+  /** The wire to speak (see {@link Wire}). */
+  wire: 'fullSession';
+  /** The transport; it belongs to the caller: `close()` does not close it. */
+  transport: SessionTransport;
+  /**
+   * The manager's cluster name (its `<cluster><name>`, `'wazuh'` in the shipped configuration);
+   * every session's Start carries it and the manager refuses another (403).
+   */
+  clusterName: string;
+}
+
+/** The options both wires take. */
+export interface CommonOptions {
   /**
    * Module name, e.g. 'fim', 'sca', 'syscollector'. Also the `s:<module>:` header of each
    * datagram: at most 64 bytes in UTF-8 (the agent daemon drops longer ones), no control
@@ -132,22 +166,6 @@ export interface AgentSyncProtocolOptions {
    * instance per file: a second one waits for the first to close (see `busyTimeoutMs`).
    */
   dbPath: string;
-  /**
-   * The transport; it belongs to the caller: `close()` does not close it. An
-   * {@link MQueueTransport} for the seed wire, a {@link SessionTransport} for `wire: 'fullSession'`.
-   */
-  transport: MQueueTransport | SessionTransport;
-  /**
-   * The wire to speak (see {@link Wire}). Default `'seed'`. `'fullSession'` needs `clusterName`,
-   * a numeric `agentInfo.id` and a module name of `[0-9A-Za-z._-]` only.
-   */
-  wire?: Wire;
-  /**
-   * `'fullSession'` wire: the manager's cluster name (its `<cluster><name>`, `'wazuh'` in the
-   * shipped configuration); every session's Start carries it and the manager refuses another
-   * (403). Required for that wire; the seed wire ignores it.
-   */
-  clusterName?: string;
   /** `(level, message, fields?)` callback or a pino-like object. Default: silent. */
   logger?: Logger;
   /** Metadata for Start; each missing field comes from the host (see AgentInfo). */

@@ -10,6 +10,7 @@ import {
   type LogLevel,
   Mode,
   Operation,
+  type SeedWireOptions,
   type SyncOptions,
 } from '../../src/index.js';
 import { MockManager } from '../../src/testing/index.js';
@@ -20,7 +21,7 @@ afterEach(async () => {
   for (const thing of open.splice(0).reverse()) await thing.close();
 });
 
-function setup(options: Partial<ConstructorParameters<typeof AgentSyncProtocol>[0]> = {}) {
+function setup(options: Partial<SeedWireOptions> = {}) {
   const manager = new MockManager();
   const agent = new AgentSyncProtocol({
     moduleName: 'fim',

@@ -4,6 +4,7 @@ import {
   AgentSyncProtocol,
   type AgentSyncProtocolOptions,
   computeIndexChecksum,
+  type FullSessionWireOptions,
   type LogFields,
   Mode,
   Operation,
@@ -37,7 +38,7 @@ class Recording implements SessionTransport {
   }
 }
 
-function setup(extra: Partial<AgentSyncProtocolOptions> = {}) {
+function setup(extra: Partial<FullSessionWireOptions> = {}) {
   const manager = new MockManager({ clusterName: 'wazuh' });
   const transport = new Recording(manager.sessionTransport('001'));
   const logs: Array<{ message: string; fields?: LogFields }> = [];
@@ -558,7 +559,7 @@ describe("wire: 'fullSession', what it cannot express, and its options", () => {
         wire: 'fullSession',
         agentInfo: { id: '001' },
         transport: manager.sessionTransport('001'),
-      }),
+      } as unknown as AgentSyncProtocolOptions), // what plain JavaScript can pass
     ).rejects.toThrow(TypeError);
   });
 
@@ -573,7 +574,7 @@ describe("wire: 'fullSession', what it cannot express, and its options", () => {
           wire: 'fullSession',
           agentInfo: { id: '001' },
           transport: manager.sessionTransport('001'),
-        }),
+        } as unknown as AgentSyncProtocolOptions), // what plain JavaScript can pass
     ).toThrow(/clusterName is required/);
   });
 
@@ -590,9 +591,9 @@ describe("wire: 'fullSession', what it cannot express, and its options", () => {
     };
     expect(() => new AgentSyncProtocol({ ...base, agentInfo: { id: 'abc' } })).toThrow(/numeric/);
     expect(() => new AgentSyncProtocol({ ...base, moduleName: 'my module' })).toThrow(RangeError);
-    expect(() => new AgentSyncProtocol({ ...base, wire: 'http' as unknown as 'seed' })).toThrow(
-      /wire must be/,
-    );
+    expect(
+      () => new AgentSyncProtocol({ ...base, wire: 'http' } as unknown as AgentSyncProtocolOptions),
+    ).toThrow(/wire must be/);
   });
 
   it('a version that is not a u64 is refused before anything is queued', () => {

@@ -87,3 +87,47 @@ describe('parameter types', () => {
     expect(agent.pendingCount).toBe(0);
   });
 });
+
+describe('constructor options by wire', () => {
+  it('type an inline transport by its wire, and require clusterName for the 5.0 one', () => {
+    const manager = new MockManager({ clusterName: 'wazuh' });
+    open.push(manager);
+    const seen: string[] = [];
+    // No annotation on the parameters: under `strict` this compiles only if TypeScript knows
+    // the transport is an MQueueTransport (a union of transports left them implicitly `any`).
+    const seed = new AgentSyncProtocol({
+      moduleName: 'fim',
+      dbPath: ':memory:',
+      transport: {
+        start() {},
+        send(message, moduleName) {
+          seen.push(`${moduleName}:${message.length}`);
+        },
+      },
+    });
+    open.push(seed);
+    const fullSession = new AgentSyncProtocol({
+      moduleName: 'fim',
+      dbPath: ':memory:',
+      wire: 'fullSession',
+      clusterName: 'wazuh',
+      agentInfo: { id: '001' },
+      transport: {
+        send: (session, signal) => manager.sessionTransport('001').send(session, signal),
+      },
+    });
+    open.push(fullSession);
+    expect(
+      () =>
+        // @ts-expect-error: the 'fullSession' wire needs clusterName
+        new AgentSyncProtocol({
+          moduleName: 'fim',
+          dbPath: ':memory:',
+          wire: 'fullSession',
+          agentInfo: { id: '001' },
+          transport: manager.sessionTransport('001'),
+        }),
+    ).toThrow(/clusterName is required/);
+    expect(seen).toEqual([]);
+  });
+});

@@ -13,9 +13,9 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   AgentSyncProtocol,
-  type AgentSyncProtocolOptions,
   Mode,
   Operation,
+  type SeedWireOptions,
   StorageError,
 } from '../../src/index.js';
 import { PersistentQueue } from '../../src/queue/index.js';
@@ -88,10 +88,7 @@ function descriptorsUnder(dir: string): string[] {
 const IN_USE =
   /^persistent queue: cannot open .*sync\.db: another queue has this database open \(.*sync\.db-lock stayed locked for more than 300 ms\)/;
 
-function options(
-  dbPath: string,
-  extra: Partial<AgentSyncProtocolOptions> = {},
-): AgentSyncProtocolOptions {
+function options(dbPath: string, extra: Partial<SeedWireOptions> = {}): SeedWireOptions {
   const manager = track(new MockManager());
   return { moduleName: 'fim', dbPath, transport: manager.transport('fim'), ...extra };
 }
@@ -170,11 +167,9 @@ describe('AgentSyncProtocol.open() while another instance holds the database', (
       { moduleName: 'fim', dbPath, transport, busyTimeoutMs: 1.5 },
     ];
     for (const input of bad) {
-      const constructed = thrown(() => new AgentSyncProtocol(input as AgentSyncProtocolOptions));
+      const constructed = thrown(() => new AgentSyncProtocol(input as SeedWireOptions));
       expect(constructed).toSatisfy((e) => e instanceof TypeError || e instanceof RangeError);
-      const outcome = await settledAtOnce(
-        AgentSyncProtocol.open(input as AgentSyncProtocolOptions),
-      );
+      const outcome = await settledAtOnce(AgentSyncProtocol.open(input as SeedWireOptions));
       expect(outcome, JSON.stringify(input)).toEqual({ error: constructed });
       const { error } = outcome as { error: Error };
       expect(error.constructor).toBe((constructed as Error).constructor);

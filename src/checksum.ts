@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 
 /**
  * What {@link computeIndexChecksum} accepts: an iterable of documents, unless
- * its elements are arrays. Iterating a `Map` (or `Object.entries(...)`, or
- * `map.entries()`) yields `[key, value]` pairs, none of which is a document;
- * hashing them would give the checksum of no documents at all and every Check
- * would report a mismatch. Such an argument fails to compile, with this
- * property name in the error.
+ * its elements are arrays or strings. Iterating a `Map` (or `Object.entries(...)`,
+ * or `map.entries()`) yields `[key, value]` pairs, and a JSON string is not a
+ * parsed document; hashing either would give the checksum of no documents at
+ * all and every Check would report a mismatch. Such an argument fails to
+ * compile, with this property name in the error.
  *
  * @typeParam T - the element type, inferred from the argument.
  */
@@ -21,7 +21,11 @@ export type IndexDocuments<T> = Iterable<T> &
         ? {
             readonly 'computeIndexChecksum takes documents, not [key, document] entries: pass map.values()': never;
           }
-        : unknown);
+        : [T] extends [string]
+          ? {
+              readonly 'computeIndexChecksum takes parsed documents, not JSON text: JSON.parse them': never;
+            }
+          : unknown);
 
 /**
  * The manager's checksum of one agent's documents in one index, as compared in
@@ -40,8 +44,9 @@ export type IndexDocuments<T> = Iterable<T> &
  * @param documents - the documents this agent believes the manager holds in
  *   the index.
  * @returns 40 lowercase hex digits, for `requiresFullSync(index, checksum)`.
- * @throws TypeError when `documents` is a `Map`, or when one of its elements
- *   is an array (a `[key, document]` entry is not a document). Compiled
+ * @throws TypeError when `documents` is a `Map` or a string, or when one of its
+ *   elements is an array (a `[key, document]` entry is not a document) or a
+ *   string (the JSON text the module persisted: parse it first). Compiled
  *   TypeScript callers get a type error instead.
  *
  * @example
@@ -56,6 +61,9 @@ export function computeIndexChecksum<T>(documents: IndexDocuments<T>): string {
       'computeIndexChecksum takes documents, not a Map of them: pass map.values()',
     );
   }
+  if (typeof documents === 'string') {
+    throw new TypeError('computeIndexChecksum takes parsed documents, not a JSON string');
+  }
   const hashes: string[] = [];
   let position = 0;
   for (const document of documents as Iterable<unknown>) {
@@ -64,6 +72,12 @@ export function computeIndexChecksum<T>(documents: IndexDocuments<T>): string {
       // Map or of Object.entries() is: catch that mistake instead of hashing nothing.
       throw new TypeError(
         `computeIndexChecksum: document ${position} is an array; pass the documents, not [key, document] entries (e.g. map.values())`,
+      );
+    }
+    if (typeof document === 'string') {
+      // The JSON text the module persisted: hashing it as a document would find no sha1 in it.
+      throw new TypeError(
+        `computeIndexChecksum: document ${position} is a string; pass parsed documents (JSON.parse the text you persisted)`,
       );
     }
     const sha1 = documentSha1(document);

@@ -30,6 +30,16 @@ describe('computeIndexChecksum arguments', () => {
     expect(() => computeIndexChecksum(Object.entries({ a: doc('aa') }))).toThrow(TypeError);
   });
 
+  it('refuses JSON text: the documents as persisted, not parsed', () => {
+    const persisted = [JSON.stringify(doc('aa')), JSON.stringify(doc('bb'))];
+    // @ts-expect-error JSON strings are not parsed documents
+    expect(() => computeIndexChecksum(persisted)).toThrow(/document 0 is a string.*JSON\.parse/);
+    // @ts-expect-error a string iterates its characters
+    expect(() => computeIndexChecksum(persisted[0] as string)).toThrow(TypeError);
+    expect(() => computeIndexChecksum(persisted as unknown[])).toThrow(TypeError);
+    expect(computeIndexChecksum(persisted.map((text) => JSON.parse(text)))).toBe(sha1('aabb'));
+  });
+
   it('accepts documents typed as interfaces, unknown or object', () => {
     interface Scan {
       checksum: { hash: { sha1: string } };

@@ -132,7 +132,6 @@ describe('computeIndexChecksum', () => {
       { checksum: { hash: { sha1: 42 } } },
       { checksum: { hash: null } },
       null,
-      'text',
       { checksum: { hash: { sha1: 'cc' } } },
     ];
     expect(computeIndexChecksum(docs)).toBe(sha1('aabbcc'));

@@ -1,13 +1,15 @@
 import { ChangeValidator, validateModuleName } from './agent/change-validator.js';
 import { hostAgentInfo } from './agent/host-info.js';
 import { type MetadataMode, Mode, type SyncModuleMode } from './enums/mode.js';
-import type { ChangeOperation } from './enums/operation.js';
+import { type ChangeOperation, Operation } from './enums/operation.js';
+import { Option } from './enums/option.js';
 import type { AgentInfo } from './interfaces/agent-info.js';
 import type { Change } from './interfaces/change.js';
 import type { LogFields, LogFunction } from './interfaces/logger.js';
 import type {
   AgentSyncProtocolOptions,
   MetadataSyncOptions,
+  ModuleSyncOptions,
   SyncOptions,
   SyncProgress,
   Wire,
@@ -29,6 +31,7 @@ import {
   FullSessionDriver,
   type FullSessionOutcome,
   SESSION_ID_CHARSET,
+  type StartOption,
 } from './session/full-session-driver.js';
 import {
   type ItemSource,
@@ -414,6 +417,126 @@ export class AgentSyncProtocol {
   }
 
   /**
+   * `'fullSession'` wire (Wazuh 5.0): queue a DataContext item, the context a vulnerability
+   * detection scan needs besides the values (e.g. the OS or a package's hotfixes). It goes with
+   * the queue's values in the next Delta's sessions, as a DataContext: the manager reads it
+   * during the session and never indexes it. The reference's `persistDifference(..., version,
+   * isDataContext = true)`. Contexts are the module's to rebuild: {@link clearDataContext}
+   * drops them all before a new set is queued. A context shares the queue's ids with the values
+   * (one row per id): a later change of the same id replaces it, and the other way round.
+   * The manager refuses a session of contexts only (400): queue them with at least one value.
+   *
+   * @param id The context's id: not blank, no control characters.
+   * @param index The index it is about; not empty.
+   * @param data The JSON document, checked as a Modify's data.
+   * @throws {TypeError} On the seed wire, which cannot carry a DataContext (nothing is queued);
+   *   and as `persistDifference` for bad input.
+   * @throws {RangeError} As `persistDifference`.
+   * @throws {StorageError} When the database fails.
+   * @throws {ClosedError} After `close()`.
+   * @example
+   * sync.clearDataContext();
+   * sync.persistDataContext('os', 'wazuh-states-inventory-system', JSON.stringify({ os: { name: 'Ubuntu' } }));
+   */
+  persistDataContext(id: string, index: string, data: string): void {
+    this.#assertOpen();
+    if (this.#wire !== 'fullSession') {
+      throw new TypeError(
+        "persistDataContext needs the 'fullSession' wire: the seed wire cannot carry a DataContext; nothing was queued",
+      );
+    }
+    this.#validator.validate(id, Operation.Modify, index, data);
+    this.#queue.persist(id, Operation.Modify, index, data, 0n, true);
+  }
+
+  /**
+   * Drop every queued DataContext item (the reference's `clearAllDataContext`), before the
+   * module queues a new set, so that no stale context goes with the next Delta. Returns how
+   * many were dropped (always 0 on the seed wire, which never queues one).
+   *
+   * @throws {Error} While a sync of this instance runs (its rows must stay until it ends).
+   * @throws {StorageError} When the database fails.
+   * @throws {ClosedError} After `close()`.
+   * @example
+   * sync.clearDataContext();
+   */
+  clearDataContext(): number {
+    this.#assertOpen();
+    if (this.#running) {
+      throw new Error('clearDataContext: a sync of this module is running; call it after the sync');
+    }
+    if (this.#unfinishedTake) {
+      this.#queue.complete(false, true);
+      this.#unfinishedTake = false;
+    }
+    return this.#queue.clearDataContext();
+  }
+
+  /**
+   * `'fullSession'` wire (Wazuh 5.0): tell the manager to delete this agent's documents of
+   * `indices` (one Cleans session; the reference's `notifyDataClean`), e.g. when a module is
+   * disabled. On success the queue drops every row of those indices, values and contexts alike,
+   * as the reference does; on failure the queue is left as it was. `options.option` and
+   * `options.feedOffset` go in the Start (VD cleans). The seed wire cannot express it: resolves
+   * `'unsupported'`, sends nothing and leaves the queue as it was.
+   *
+   * @param indices The indices to clean, at least one, each a non-empty string; sent as given.
+   * @param options As `synchronizeModule`'s.
+   * @returns As `synchronizeModule` (`sent` is 0).
+   * @throws {TypeError} (as a rejected promise) When `indices` is not a non-empty array of
+   *   non-empty strings, or an option has the wrong type.
+   * @throws {RangeError} (as a rejected promise) When an option is out of range.
+   * @example
+   * const result = await sync.notifyDataClean(['wazuh-states-inventory-packages']);
+   */
+  async notifyDataClean(
+    indices: readonly string[],
+    options: ModuleSyncOptions = {},
+  ): Promise<SyncResult> {
+    if (
+      !Array.isArray(indices) ||
+      indices.length === 0 ||
+      !indices.every((i) => typeof i === 'string' && i.length > 0)
+    ) {
+      throw new TypeError('indices must be a non-empty array of non-empty strings');
+    }
+    const list = [...indices] as string[];
+    const split = splitStartOption(options);
+    const driver5 = this.#driver5;
+    if (!driver5) {
+      return this.#record(
+        fail(
+          'unsupported',
+          'the seed wire cannot express notifyDataClean (a Cleans session); nothing was sent',
+        ),
+      );
+    }
+    return this.#exclusive(
+      Mode.Delta,
+      split.rest,
+      async (session) => {
+        if (this.#unfinishedTake) {
+          this.#queue.complete(false, true);
+          this.#unfinishedTake = false;
+        }
+        const outcome = await driver5.cleans(list, session, split.start);
+        if (!('mismatch' in outcome) && outcome.ok) {
+          const removed = this.#queue.removeIndices(list);
+          this.#log(
+            'debug',
+            `notifyDataClean: ${removed} queued row(s) of the cleaned indices dropped`,
+            {
+              indices: list.join(','),
+            },
+          );
+        }
+        return toSyncResult5(outcome);
+      },
+      { indices: list.join(',') },
+    );
+  }
+
+  /**
    * Full: send the in-memory buffer, replacing the module's inventory on the
    * manager; the buffer is cleared after the attempt, whatever its outcome
    * (as the reference does: a module re-scans before the next Full sync).
@@ -439,7 +562,10 @@ export class AgentSyncProtocol {
    * if (result.ok) log.info(`synced ${result.sent} changes`);
    * else if (result.reason !== 'busy') log.warn(`sync failed (${result.reason}): ${result.message}`);
    */
-  async synchronizeModule(mode: SyncModuleMode, options: SyncOptions = {}): Promise<SyncResult> {
+  async synchronizeModule(
+    mode: SyncModuleMode,
+    options: ModuleSyncOptions = {},
+  ): Promise<SyncResult> {
     if (mode !== Mode.Full && mode !== Mode.Delta) {
       return this.#record(
         fail(
@@ -448,8 +574,21 @@ export class AgentSyncProtocol {
         ),
       );
     }
-    if (this.#driver5) return this.#synchronizeModule5(this.#driver5, mode, options);
-    return this.#exclusive(mode, options, async (session) => {
+    const split = splitStartOption(options);
+    if (split.start.option !== Option.Sync && (mode === Mode.Full || !this.#driver5)) {
+      return this.#record(
+        fail(
+          'unsupported',
+          this.#driver5
+            ? `option ${Option[split.start.option]} is for Delta syncs only; nothing was sent`
+            : 'the seed wire cannot carry an option other than Option.Sync; nothing was sent',
+        ),
+      );
+    }
+    if (this.#driver5) {
+      return this.#synchronizeModule5(this.#driver5, mode, split.rest, split.start);
+    }
+    return this.#exclusive(mode, split.rest, async (session) => {
       if (mode === Mode.Full) {
         const items = this.#recovery.snapshot();
         try {
@@ -721,6 +860,7 @@ export class AgentSyncProtocol {
     driver: FullSessionDriver,
     mode: SyncModuleMode,
     options: SyncOptions,
+    startOption: StartOption,
   ): Promise<SyncResult> {
     return this.#exclusive(mode, options, async (session) => {
       const report = (phase: SyncProgress['phase'], sent: number, total: number) => {
@@ -744,7 +884,7 @@ export class AgentSyncProtocol {
         this.#unfinishedTake = false;
       }
       try {
-        return toSyncResult5(await driver.delta(this.#queue, session, report));
+        return toSyncResult5(await driver.delta(this.#queue, session, report, startOption));
       } catch (error) {
         // A session's end could not be recorded: its take is still active (see #completeTake).
         this.#unfinishedTake = true;
@@ -1085,4 +1225,45 @@ function toSyncResult5(outcome: FullSessionOutcome): SyncResult {
   }
   if (outcome.ok) return succeed(outcome.session, outcome.sent, 0);
   return fail(outcome.reason, outcome.message);
+}
+
+/**
+ * `option` and `feedOffset` of a sync's options, checked, apart from the rest. Throws TypeError
+ * (wrong type) or RangeError (out of range, a VD option without a feedOffset > 0, a feedOffset
+ * without a VD option), as the other options.
+ */
+function splitStartOption(options: ModuleSyncOptions): { start: StartOption; rest: SyncOptions } {
+  if (options === null || typeof options !== 'object')
+    return { start: { option: Option.Sync }, rest: options };
+  const { option = Option.Sync, feedOffset, ...rest } = options;
+  if (typeof option !== 'number') {
+    throw new TypeError(`option must be an Option (0..2), got ${describeValue(option)}`);
+  }
+  if (option !== Option.Sync && option !== Option.VDFirst && option !== Option.VDSync) {
+    throw new RangeError(
+      `option must be Option.Sync, Option.VDFirst or Option.VDSync, got ${option}`,
+    );
+  }
+  if (option === Option.Sync) {
+    if (feedOffset !== undefined) {
+      throw new RangeError('feedOffset is for Option.VDFirst and Option.VDSync only');
+    }
+    return { start: { option }, rest };
+  }
+  if (feedOffset === undefined) {
+    throw new RangeError(
+      `option ${Option[option]} needs feedOffset, the manager's feed offset (> 0)`,
+    );
+  }
+  let offset: bigint;
+  try {
+    offset = BigInt(checkVersion(feedOffset));
+  } catch (error) {
+    const Type = error instanceof RangeError ? RangeError : TypeError;
+    throw new Type(`feedOffset: ${errorMessage(error)}`);
+  }
+  if (offset === 0n) {
+    throw new RangeError(`feedOffset must be > 0 with option ${Option[option]}, got 0`);
+  }
+  return { start: { option, feedOffset: offset }, rest };
 }

@@ -3,6 +3,7 @@ export { AgentSyncProtocol } from './agent-sync-protocol.js';
 export { computeIndexChecksum, type IndexDocuments } from './checksum.js';
 export { type MetadataMode, Mode, type SyncModuleMode } from './enums/mode.js';
 export { type ChangeOperation, Operation } from './enums/operation.js';
+export { Option } from './enums/option.js';
 export type { AgentInfo } from './interfaces/agent-info.js';
 export type { Change } from './interfaces/change.js';
 export type {
@@ -17,6 +18,7 @@ export type {
   CommonOptions,
   FullSessionWireOptions,
   MetadataSyncOptions,
+  ModuleSyncOptions,
   SeedWireOptions,
   SyncOptions,
   SyncProgress,

@@ -1,3 +1,4 @@
+import type { Option } from '../enums/option.js';
 import type { AgentInfo } from './agent-info.js';
 import type { Logger } from './logger.js';
 import type { SessionTransport } from './session-transport.js';
@@ -68,6 +69,28 @@ export interface SyncOptions {
   checkAttempts?: number;
   /** `'fullSession'` wire only: pause between two Check attempts, in ms; an integer >= 0. Default 10000. */
   checkRetryDelayMs?: number;
+}
+
+/**
+ * Options of `synchronizeModule` and `notifyDataClean`: the {@link SyncOptions} plus the Wazuh
+ * 5.0 Start's `option` and `feed_offset`. The seed wire cannot carry them: an option other than
+ * `Option.Sync`, or a `feedOffset`, resolves `'unsupported'` there and sends nothing.
+ */
+export interface ModuleSyncOptions extends SyncOptions {
+  /**
+   * `'fullSession'` wire: what the sessions are for (see {@link Option}); Delta and
+   * `notifyDataClean` only (a Full sync with another option resolves `'unsupported'`).
+   * `Option.VDFirst`/`Option.VDSync` need `feedOffset` and lift the `maxSessionBytes` cap, as the
+   * reference does. Default `Option.Sync`.
+   */
+  option?: Option;
+  /**
+   * `'fullSession'` wire, with `Option.VDFirst`/`Option.VDSync` only (required there, refused
+   * with `Option.Sync`): the vulnerability feed offset the manager reported, a u64 > 0 (bigint,
+   * or a safe integer). The manager answers 409 (`version_mismatch`) when it is not its own;
+   * the sync then fails `'manager-error'` and its items stay queued.
+   */
+  feedOffset?: bigint | number;
 }
 
 /**

@@ -250,6 +250,7 @@ const SQL = {
   sessionRows: `SELECT id, idx, data, operation, CAST(version AS TEXT), data_context
     FROM persistent_queue WHERE ord <= ? ORDER BY ord`,
   clearDataContext: 'DELETE FROM persistent_queue WHERE data_context = 1',
+  removeIndex: 'DELETE FROM persistent_queue WHERE idx = ?',
   takenCount: 'SELECT coalesce(max(pos), 0) FROM sync_take',
   updatedCount: 'SELECT count(*) FROM persistent_queue WHERE updated = 1',
   // Pending rows, counted up to a limit: a session leaves most of the queue Pending, and counting
@@ -613,6 +614,36 @@ export class PersistentQueue {
         .immediate();
     } catch (err) {
       throw this.#wrap('clear DataContext rows', err);
+    }
+  }
+
+  /**
+   * Removes every row of the given indices, DataValue and DataContext alike, whatever their
+   * operation (the reference's clearItemsByIndex after a successful notifyDataClean:
+   * `DELETE FROM persistent_queue WHERE idx = ?`) and returns how many. One transaction.
+   * Refused while a take is active, whose rows must stay until it completes.
+   *
+   * @throws {Error} When a take is active.
+   */
+  removeIndices(indices: readonly string[]): number {
+    const o = this.#live('remove rows by index');
+    this.#flush(o, 'remove rows by index');
+    const { s } = o;
+    try {
+      return o.db
+        .transaction(() => {
+          if ((s.takeEnd.get() as number) > 0) {
+            throw new Error(
+              'persistent queue: cannot remove rows by index while a take is active; complete() it first',
+            );
+          }
+          let removed = 0;
+          for (const index of new Set(indices)) removed += s.removeIndex.run(index).changes;
+          return removed;
+        })
+        .immediate();
+    } catch (err) {
+      throw this.#wrap('remove rows by index', err);
     }
   }
 

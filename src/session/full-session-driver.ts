@@ -85,6 +85,20 @@ type Attempted =
       dataSent: boolean;
     };
 
+/**
+ * A Delta's or Cleans' Start option: Sync (the default), or VDFirst/VDSync with the manager's
+ * feed offset (> 0; the encoder refuses 0).
+ */
+export interface StartOption {
+  option: W5Option;
+  feedOffset?: bigint;
+}
+
+const SYNC: StartOption = { option: W5Option.Sync };
+
+const isVD = (o: StartOption): boolean =>
+  o.option === W5Option.VDFirst || o.option === W5Option.VDSync;
+
 /** What the 5.0 Start needs besides mode and indices. */
 export interface FullSessionIdentity {
   moduleName: string;
@@ -203,11 +217,13 @@ export class FullSessionDriver {
   /**
    * Delta: the queue cut into sessions by bytes, at most `maxSessions` of them; each applied
    * session's rows leave the queue, the first failure stops the rest and leaves them queued.
+   * A VD option (VDFirst, VDSync) lifts the byte cap, as the reference's uncapped fetch does.
    */
   async delta(
     queue: PersistentQueue,
     options: SessionOptions,
     report: (phase: SyncProgress['phase'], sent: number, total: number) => void,
+    startOption: StartOption = SYNC,
   ): Promise<FullSessionOutcome> {
     const total = queue.pendingCount();
     let sent = 0;
@@ -222,6 +238,8 @@ export class FullSessionDriver {
           session.indices,
           syncData(session.rows),
           options,
+          undefined,
+          startOption,
         );
         if (!outcome.ok) {
           failure = outcome;
@@ -233,7 +251,7 @@ export class FullSessionDriver {
         return true;
       },
       {
-        maxSessionBytes: options.maxSessionBytes,
+        maxSessionBytes: isVD(startOption) ? 0 : options.maxSessionBytes,
         maxSessions: options.maxSessions,
         signal: options.signal,
       },
@@ -273,6 +291,27 @@ export class FullSessionDriver {
     }
     report('end', sent, rows.length);
     return { ok: true, sent, session: last };
+  }
+
+  /**
+   * notifyDataClean: one Cleans session for `indices` (ModuleDelta, the option in its Start);
+   * the manager deletes this agent's documents there.
+   */
+  async cleans(
+    indices: readonly string[],
+    options: SessionOptions,
+    startOption: StartOption = SYNC,
+  ): Promise<FullSessionOutcome> {
+    // As the reference's notifyDataClean: the indices as given, in Start and in the DataCleans.
+    const outcome = await this.#send(
+      Mode.Delta,
+      indices,
+      { type: 'Cleans', indices },
+      options,
+      undefined,
+      startOption,
+    );
+    return outcome.ok ? { ok: true, sent: 0, session: outcome.session } : outcome;
   }
 
   /**
@@ -344,6 +383,7 @@ export class FullSessionDriver {
     payload: PayloadInput | null,
     options: SessionOptions,
     globalVersion?: bigint,
+    startOption: StartOption = SYNC,
   ): Promise<Attempted> {
     const number = nextSessionNumber();
     const id = `${this.#identity.moduleName}-${number}`;
@@ -354,8 +394,9 @@ export class FullSessionDriver {
         ...this.#startMetadata(),
         mode: wireMode(mode),
         index: indices,
-        option: W5Option.Sync,
+        option: startOption.option,
         ...(globalVersion === undefined ? {} : { globalVersion }),
+        ...(startOption.feedOffset === undefined ? {} : { feedOffset: startOption.feedOffset }),
       };
       body = this.#encoder.encode(start, payload).slice();
     } catch (error) {

@@ -320,6 +320,36 @@ describe('PersistentQueue DataContext rows', () => {
     expect(q.clearDataContext()).toBe(1);
     expect(q.size()).toBe(0);
   });
+
+  it('removeIndices() removes every row of those indices, values and contexts, logged ones too', () => {
+    const path = tmp.dbPath();
+    const q = tmp.open(path);
+    q.persistMany([
+      { id: 'a', operation: C, index: 'i', data: '{}' },
+      { id: 'b', operation: D, index: 'j', data: '' },
+    ]);
+    q.persist('c', M, 'i', '{}', 0n, true); // still in the intent log
+    q.persist('d', M, 'k', '{}');
+    expect(q.removeIndices(['i', 'j', 'i', 'none'])).toBe(3);
+    expect(q.inspect().map((e) => e.id)).toEqual(['d']);
+    q.close();
+    expect(
+      tmp
+        .open(path)
+        .inspect()
+        .map((e) => e.id),
+    ).toEqual(['d']);
+  });
+
+  it('removeIndices() is refused while a take is active, and removes nothing', () => {
+    const q = tmp.open();
+    q.persist('a', C, 'i', '{}');
+    q.takeSession();
+    expect(() => q.removeIndices(['i'])).toThrow(/while a take is active/);
+    expect(q.size()).toBe(1);
+    q.completeSession(false);
+    expect(q.removeIndices(['i'])).toBe(1);
+  });
 });
 
 describe('IntentLog format 2', () => {

@@ -2,10 +2,16 @@
 // first scan, syncs it to the in-process mock manager while the manager loses
 // some messages (so ReqRet retransmission happens), then proves with a Check
 // that both sides hold the same inventory.
+//
+// `npm run demo -- --wire fullSession` runs the same job on the Wazuh 5.0 wire:
+// the queue goes out in byte-cut sessions (several Delta calls, since one sends
+// at most 10 sessions), the manager answers one session 503 with Retry-After
+// (the session is sent again, same id and bytes), and the Check matches.
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import {
   AgentSyncProtocol,
   computeIndexChecksum,
@@ -14,6 +20,15 @@ import {
   type SyncProgress,
 } from 'agent-sync-protocol';
 import { MockManager } from 'agent-sync-protocol/testing';
+
+const { values: flags } = parseArgs({
+  options: { wire: { type: 'string', default: 'seed' } },
+});
+const wire = flags.wire;
+if (wire !== 'seed' && wire !== 'fullSession') {
+  console.error(`--wire must be 'seed' or 'fullSession', got '${wire}'`);
+  process.exit(2);
+}
 
 const PACKAGES = 6000;
 const PORTS = 1500;
@@ -79,18 +94,65 @@ function progressBar(label: string): (progress: SyncProgress) => void {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'asp-demo-'));
-const manager = new MockManager({ seed: 2026 });
-const agent = new AgentSyncProtocol({
+const manager = new MockManager({ seed: 2026, clusterName: 'wazuh' });
+const common = {
   moduleName: 'syscollector',
   dbPath: join(dir, 'inv_sync.db'),
-  transport: manager.transport('syscollector'),
   agentInfo: { id: AGENT_ID, name: 'demo-agent', groups: ['default'] },
-  syncDefaults: { timeoutMs: 2000 },
-});
+};
+const agent =
+  wire === 'seed'
+    ? new AgentSyncProtocol({
+        ...common,
+        transport: manager.transport('syscollector'),
+        syncDefaults: { timeoutMs: 2000 },
+      })
+    : new AgentSyncProtocol({
+        ...common,
+        wire: 'fullSession',
+        clusterName: 'wazuh', // the manager's <cluster><name>
+        transport: manager.sessionTransport(AGENT_ID),
+        // 256 KiB sessions instead of 5 MiB, so that the scan takes several sessions
+        // (and, at 10 sessions per call, several Delta calls).
+        syncDefaults: { timeoutMs: 2000, maxSessionBytes: 256 * 1024 },
+      });
+
+/**
+ * Syncs the queue until it is empty. On the 5.0 wire one Delta sends at most `maxSessions`
+ * (10) sessions and leaves the rest queued, so a large scan takes several calls; the progress
+ * bar counts over all of them.
+ */
+async function syncAll(label: string) {
+  const total = agent.pendingCount;
+  const bar = progressBar(label);
+  let sent = 0;
+  let retransmitted = 0;
+  let calls = 0;
+  let session: bigint | undefined;
+  do {
+    calls++;
+    const before = sent;
+    const result = await agent.synchronizeModule(Mode.Delta, {
+      onProgress: (p) => {
+        const done = before + p.sent;
+        // One start and one end for the whole scan, not one per call.
+        if (p.phase === 'start' && calls > 1) return;
+        if (p.phase === 'end' && done < total) return;
+        bar({ ...p, sent: done, total });
+      },
+    });
+    if (!result.ok) throw new Error(`${label} failed: ${result.reason}: ${result.message}`);
+    sent += result.sent;
+    retransmitted += result.retransmitted;
+    session = result.session;
+  } while (wire === 'fullSession' && agent.pendingCount > 0);
+  if (process.stdout.isTTY) process.stdout.write('\n');
+  return { sent, retransmitted, calls, session };
+}
 
 try {
   console.log(
-    `agent-sync-protocol demo: ${PACKAGES} packages and ${PORTS} ports from an inventory scan\n`,
+    `agent-sync-protocol demo (${wire} wire): ${PACKAGES} packages and ${PORTS} ports from an inventory scan\n`,
   );
 
   // 1. The module's first scan: every item is a Create in the persistent queue.
@@ -112,25 +174,30 @@ try {
     `persisted ${queued} items in ${persistSeconds.toFixed(2)} s (${Math.round(queued / persistSeconds)} items/s)`,
   );
 
-  // 2. The manager loses about 1 in 200 data messages on the way.
-  manager.inject({
-    type: 'DataValue',
-    action: 'drop',
-    probability: 0.005,
-    times: Number.POSITIVE_INFINITY,
-  });
+  // 2. Seed wire: the manager loses about 1 in 200 data messages on the way.
+  //    5.0 wire: the manager is at capacity once, and says when to come back.
+  if (wire === 'seed') {
+    manager.inject({
+      type: 'DataValue',
+      action: 'drop',
+      probability: 0.005,
+      times: Number.POSITIVE_INFINITY,
+    });
+  } else {
+    manager.injectStateful({ action: 'unavailable', retryAfterSeconds: 1, skip: 2 });
+  }
   began = performance.now();
-  const delta = await agent.synchronizeModule(Mode.Delta, {
-    onProgress: progressBar('delta sync'),
-  });
+  const delta = await syncAll('delta sync');
   const syncSeconds = (performance.now() - began) / 1000;
-  if (process.stdout.isTTY) process.stdout.write('\n');
   manager.clearFaults();
-  if (!delta.ok) throw new Error(`delta sync failed: ${delta.reason}: ${delta.message}`);
+  const answered = manager.statefulStats.answered;
   const messages = delta.sent + delta.retransmitted + 2;
   console.log(
-    `synced in ${syncSeconds.toFixed(2)} s: ${delta.sent} items sent, ${delta.retransmitted} retransmitted after ReqRet, ` +
-      `${Math.round(messages / syncSeconds)} messages/s (session ${delta.session})`,
+    wire === 'seed'
+      ? `synced in ${syncSeconds.toFixed(2)} s: ${delta.sent} items sent, ${delta.retransmitted} retransmitted after ReqRet, ` +
+          `${Math.round(messages / syncSeconds)} messages/s (session ${delta.session})`
+      : `synced in ${syncSeconds.toFixed(2)} s: ${delta.sent} items sent in ${answered[200] ?? 0} sessions ` +
+          `over ${delta.calls} Delta calls, ${answered[503] ?? 0} sent again after a 503`,
   );
 
   // 3. Later scans find changes: 25 upgraded packages, 10 closed ports.
@@ -160,12 +227,20 @@ try {
   }
 
   const held = manager.documents().length;
-  const stats = manager.stats;
   console.log('\nsummary');
   console.log(`  items sent              ${delta.sent + changes.sent}`);
-  console.log(
-    `  retransmitted (ReqRet)  ${delta.retransmitted}   (manager sent ${stats.reqRetsSent} ReqRet, dropped ${stats.faults.dropped})`,
-  );
+  if (wire === 'seed') {
+    const stats = manager.stats;
+    console.log(
+      `  retransmitted (ReqRet)  ${delta.retransmitted}   (manager sent ${stats.reqRetsSent} ReqRet, dropped ${stats.faults.dropped})`,
+    );
+  } else {
+    const { answered } = manager.statefulStats;
+    console.log(
+      `  sessions                ${agent.stats.messagesSent}   (manager answered ${answered[200] ?? 0} × 200, ${answered[503] ?? 0} × 503)`,
+    );
+    console.log(`  retried after 503       ${answered[503] ?? 0}   (waited for Retry-After: 1 s)`);
+  }
   console.log(`  documents on manager    ${held}   (expected ${documents.size})`);
   console.log(`  checksum matched        ${allMatch ? 'yes' : 'NO'}`);
   console.log(

@@ -1,5 +1,5 @@
 // Code in the docs is code that compiles: every ```ts block of the
-// integration guide, and of the README's Usage section, must appear verbatim
+// integration guide, and of the README's Usage and Wazuh 5.0 sections, must appear verbatim
 // in a `// #region <name>` ... `// #endregion <name>` of a file under
 // examples/, which tsconfig.json type-checks (and test/examples.test.ts runs
 // where it can). A snippet edited in the docs but not in its example, or the
@@ -43,11 +43,14 @@ function tsBlocks(markdown: string): string[] {
   return [...markdown.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map(([, code]) => code as string);
 }
 
+/** From `heading` to the next heading of its level or a higher one. */
 function section(markdown: string, heading: string): string {
   const start = markdown.indexOf(`\n${heading}\n`);
   if (start < 0) throw new Error(`no section ${heading}`);
-  const next = markdown.indexOf('\n## ', start + heading.length + 1);
-  return markdown.slice(start, next < 0 ? undefined : next);
+  const level = /^#+/.exec(heading)?.[0].length ?? 2;
+  const after = start + heading.length + 1;
+  const next = markdown.slice(after).search(new RegExp(`\\n#{1,${level}} `));
+  return markdown.slice(start, next < 0 ? undefined : after + next);
 }
 
 const exampleFiles = readdirSync(join(root, 'examples'))
@@ -82,6 +85,10 @@ const snippets = [
     where: `README.md Usage, ts block ${i + 1}`,
     code,
   })),
+  ...tsBlocks(section(read('README.md'), '### Wazuh 5.0 (FullSession)')).map((code, i) => ({
+    where: `README.md Wazuh 5.0, ts block ${i + 1}`,
+    code,
+  })),
 ];
 
 describe('code in the docs', () => {
@@ -92,7 +99,8 @@ describe('code in the docs', () => {
 
   it('finds the guide and the README snippets', () => {
     expect(snippets.filter((s) => s.where.startsWith('docs/')).length).toBeGreaterThanOrEqual(6);
-    expect(snippets.filter((s) => s.where.startsWith('README')).length).toBe(2);
+    expect(snippets.filter((s) => s.where.startsWith('README.md Usage')).length).toBe(2);
+    expect(snippets.filter((s) => s.where.startsWith('README.md Wazuh 5.0')).length).toBe(2);
   });
 
   it.each(snippets)('$where appears verbatim in an example region', ({ code }) => {

@@ -5,10 +5,12 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const run = (file: string) =>
-  promisify(execFile)(process.execPath, ['--import', 'tsx', join(root, 'examples', file)], {
-    cwd: root,
-  });
+const run = (file: string, ...args: string[]) =>
+  promisify(execFile)(
+    process.execPath,
+    ['--import', 'tsx', join(root, 'examples', file), ...args],
+    { cwd: root },
+  );
 
 describe('examples run as documented', () => {
   it("integration guide: the checksum of the module's documents matches, and a Full sync restores an emptied index", async () => {
@@ -22,6 +24,23 @@ describe('examples run as documented', () => {
   it('demo: syncs with a retransmission and the checksum matches', async () => {
     const { stdout } = await run('demo.ts');
     expect(stdout).toMatch(/retransmitted \(ReqRet\)\s+[1-9]\d*/);
+    expect(stdout).toMatch(/checksum matched\s+yes/);
+    const [, held, expected] =
+      /documents on manager\s+(\d+)\s+\(expected (\d+)\)/.exec(stdout) ?? [];
+    expect(held).toBe(expected);
+  });
+
+  it('demo --wire fullSession: byte-cut sessions over several Deltas, a 503 retried, the checksum matches', async () => {
+    const { stdout } = await run('demo.ts', '--wire', 'fullSession');
+    expect(stdout).toContain('(fullSession wire)');
+    const [, sessions, calls, again] =
+      /7500 items sent in (\d+) sessions over (\d+) Delta calls, (\d+) sent again after a 503/.exec(
+        stdout,
+      ) ?? [];
+    expect(Number(sessions)).toBeGreaterThan(10);
+    expect(Number(calls)).toBeGreaterThan(1);
+    expect(again).toBe('1');
+    expect(stdout).toMatch(/retried after 503\s+1\b/);
     expect(stdout).toMatch(/checksum matched\s+yes/);
     const [, held, expected] =
       /documents on manager\s+(\d+)\s+\(expected (\d+)\)/.exec(stdout) ?? [];

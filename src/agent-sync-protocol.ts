@@ -234,7 +234,7 @@ export class AgentSyncProtocol {
     this.#metadata = toStartMetadata(info);
     this.#wire = options.wire ?? 'seed';
     if (this.#wire === 'fullSession') checkAgentId(info.id);
-    this.#validator = new ChangeValidator(moduleName);
+    this.#validator = new ChangeValidator(moduleName, this.#wire);
     this.#queue = opened ?? new PersistentQueue(dbPath, queueOptions(options));
     try {
       if (this.#wire === 'fullSession') {

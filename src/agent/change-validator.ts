@@ -1,5 +1,12 @@
 import { Operation } from '../enums/operation.js';
+import type { Wire } from '../interfaces/options.js';
 import { documentShapeError, isDocumentBytes, isJsonText } from '../json-bytes.js';
+import {
+  DEFAULT_MAX_SESSION_BYTES,
+  estimateItemBytes,
+  SESSION_OVERHEAD_BYTES,
+  sessionBudget,
+} from '../queue/sessions.js';
 import { MessageEncoder } from '../wire/encode.js';
 import { dataValueSizeBound, frameHeader, MAX_DATAGRAM_BYTES } from '../wire/framing.js';
 import { WireOperation } from '../wire/index.js';
@@ -52,13 +59,22 @@ export function validateModuleName(moduleName: unknown): asserts moduleName is s
  * DataValue, framed as `s:<module>:<bytes>`, fits in one datagram, and its
  * document is one the manager stores intact.
  */
+/** The largest change the 5.0 wire takes: what a default session holds beside its overhead. */
+const MAX_FULL_SESSION_ITEM_BYTES =
+  sessionBudget(DEFAULT_MAX_SESSION_BYTES) - SESSION_OVERHEAD_BYTES;
+
 export class ChangeValidator {
   readonly #headerBytes: number;
+  readonly #wire: Wire;
   #encoder: MessageEncoder | undefined;
 
-  /** @param moduleName The module whose `s:<module>:` header every datagram carries. */
-  constructor(moduleName: string) {
+  /**
+   * @param moduleName The module whose `s:<module>:` header every datagram carries.
+   * @param wire What bounds one change: a datagram on the seed wire, a session on the 5.0 one.
+   */
+  constructor(moduleName: string, wire: Wire = 'seed') {
     this.#headerBytes = frameHeader(moduleName).length;
+    this.#wire = wire;
   }
 
   /** Throws TypeError or RangeError naming what is wrong; returns when the change may be stored. */
@@ -117,6 +133,18 @@ export class ChangeValidator {
   }
 
   #checkSize(id: string, operation: Operation, index: string, data: string): void {
+    if (this.#wire === 'fullSession') {
+      // No datagram on this wire: a change must fit a session of the default size by the
+      // reference's estimate, so it never waits for a cap it cannot meet (an item over the cap
+      // would go alone, larger than the manager may take).
+      const estimate = estimateItemBytes(id, index, data);
+      if (estimate > MAX_FULL_SESSION_ITEM_BYTES) {
+        throw new RangeError(
+          `change '${id.slice(0, 64)}' is ${estimate} bytes by the session estimate; the limit is ${MAX_FULL_SESSION_ITEM_BYTES} bytes (a ${DEFAULT_MAX_SESSION_BYTES}-byte session less its margins)`,
+        );
+      }
+      return;
+    }
     // A UTF-16 unit takes at most 3 UTF-8 bytes: most changes fit without counting bytes.
     const worst = dataValueSizeBound(3 * id.length, 3 * index.length, 3 * data.length);
     if (this.#headerBytes + worst <= MAX_DATAGRAM_BYTES) return;

@@ -158,6 +158,22 @@ describe("wire: 'fullSession', Delta", () => {
   });
 });
 
+describe("wire: 'fullSession', the size of one change", () => {
+  it('takes a change far beyond a datagram, up to what a default session holds', async () => {
+    const { manager, agent } = setup();
+    const big = JSON.stringify({ id: 'big', blob: 'x'.repeat(1024 * 1024) });
+    agent.persistDifference('big', Operation.Create, INDEX, big);
+    expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true, sent: 1 });
+    expect(manager.documentCount()).toBe(1);
+
+    const tooBig = JSON.stringify({ id: 'huge', blob: 'x'.repeat(5 * 1024 * 1024) });
+    expect(() => agent.persistDifference('huge', Operation.Create, INDEX, tooBig)).toThrow(
+      /limit is \d+ bytes/,
+    );
+    expect(agent.pendingCount).toBe(0);
+  });
+});
+
 describe("wire: 'fullSession', HTTP statuses", () => {
   it('503 with Retry-After is retried after at least Retry-After, then succeeds', async () => {
     const { manager, transport, agent, logs } = setup();

@@ -95,19 +95,35 @@ async function run(seed: number, steps: number): Promise<void> {
   /** A Full failed since the last Full that went through: its Cleans may have landed. */
   let fullDirty = false;
   const trace: string[] = [];
+  /** Ids created since the queue was last seen empty: their row may still be a New Create. */
+  const created = new Set<string>();
+  /**
+   * Ids a Full sent while their Create may still be queued: a Delete of them would be dropped
+   * with the Create and the Full's document would stay (the LIBRARY BUG of the it.fails test
+   * below), so until the queue drains the module changes them but does not delete them.
+   */
+  const exposed = new Set<string>();
+  const drained = () => {
+    if (agent.pendingCount === 0) {
+      created.clear();
+      exposed.clear();
+    }
+  };
 
   const persist = (): void => {
     const id = pick(IDS);
     const held = state.has(id);
     const r = rand();
     // Create means "new to the manager": only for an id the module does not hold.
-    const op: ChangeOperation = held
+    let op: ChangeOperation = held
       ? r < 0.7
         ? Operation.Modify
         : Operation.Delete
       : r < 0.8
         ? Operation.Create
         : Operation.Delete;
+    if (op === Operation.Delete && exposed.has(id)) op = Operation.Modify;
+    if (op === Operation.Create) created.add(id);
     const v = rand() < 0.25 ? 0 : ++version;
     const data = makeDocument(id, ++tag, v);
     agent.persistDifference(id, op, INDEX, data, v);
@@ -187,11 +203,13 @@ async function run(seed: number, steps: number): Promise<void> {
           const result = await agent.synchronizeModule(Mode.Delta, options);
           trace.push(`delta(${fault}) -> ${result.ok ? 'ok' : result.reason}`);
           if (!result.ok) counts.failed++;
+          drained();
         } else if (r < 0.88) {
           if (state.size === 0) continue; // nothing to send: no Cleans either
           counts.fulls++;
           for (const [id, item] of state) {
             agent.persistDifferenceInMemory(id, Operation.Modify, INDEX, item.data);
+            if (created.has(id)) exposed.add(id);
           }
           const result = await agent.synchronizeModule(Mode.Full, options);
           trace.push(`full(${fault}) -> ${result.ok ? 'ok' : result.reason}`);

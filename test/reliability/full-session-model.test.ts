@@ -29,7 +29,7 @@ import {
 } from './full-session-support.js';
 import { AGENT_ID, envCount, INDEX, prng, runSeed, show } from './support.js';
 
-const IDS = ['a', 'b', 'c', 'd', 'e', 'f'];
+const IDS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
 
 type Fault =
   | 'none'
@@ -135,7 +135,7 @@ async function run(seed: number, steps: number): Promise<void> {
 
   const arm = (fault: Fault): SyncOptions => {
     const options: SyncOptions = { ...FAST, retries: Math.floor(rand() * 3) };
-    const skip = Math.floor(rand() * 3);
+    const skip = rand() < 0.6 ? 0 : 1 + Math.floor(rand() * 2);
     const times = 1 + Math.floor(rand() * 2);
     switch (fault) {
       case 'unavailable':
@@ -198,13 +198,19 @@ async function run(seed: number, steps: number): Promise<void> {
       options.maxSessions = 1 + Math.floor(rand() * 10);
       duringPersists();
       try {
-        if (r < 0.75) {
+        if (r < 0.8) {
           counts.deltas++;
           const result = await agent.synchronizeModule(Mode.Delta, options);
           trace.push(`delta(${fault}) -> ${result.ok ? 'ok' : result.reason}`);
           if (!result.ok) counts.failed++;
+          // Everything sent and applied: the manager holds the module's state right now.
+          if (result.ok && agent.pendingCount === 0 && !fullDirty) {
+            expect(managerDocuments5(manager), `seed ${seed}: ${trace.join('; ')}`).toEqual(
+              expectedDocuments5(state),
+            );
+          }
           drained();
-        } else if (r < 0.88) {
+        } else if (r < 0.86) {
           if (state.size === 0) continue; // nothing to send: no Cleans either
           counts.fulls++;
           for (const [id, item] of state) {

@@ -139,7 +139,13 @@ async function run(seed: number, steps: number): Promise<void> {
     const times = 1 + Math.floor(rand() * 2);
     switch (fault) {
       case 'unavailable':
-        manager.injectStateful({ action: 'unavailable', retryAfterSeconds: 0, skip, times });
+        // Mostly Retry-After 0; now and then 1 s, which a retry must wait out.
+        manager.injectStateful({
+          action: 'unavailable',
+          retryAfterSeconds: rand() < 0.05 ? 1 : 0,
+          skip,
+          times,
+        });
         break;
       case 'internal-error':
         manager.injectStateful({ action: 'internal-error', skip, times });

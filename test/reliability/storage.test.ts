@@ -84,47 +84,77 @@ function queueOf(agent: AgentSyncProtocol): PersistentQueue {
 
 interface Holder {
   child: ChildProcessWithoutNullStreams;
-  /** Resolves when the child printed `line`. */
-  line(line: string): Promise<void>;
+  /** Resolves when the child printed a line `match` accepts (a string: that exact line). */
+  line(match: string | ((line: string) => boolean)): Promise<string>;
+  /**
+   * Tells the child (SIGUSR2) to let go of the lock, `releaseDelayMs` later; resolves with its
+   * Date.now() taken while it still held the lock.
+   */
+  release(): Promise<number>;
 }
 
-function lockHolder(dbPath: string, holdMs: number, onSignal = false): Holder {
-  const args = ['--import', 'tsx', fixture('lock-holder.ts'), dbPath, String(holdMs)];
+/**
+ * Another process holding the write lock, from when it starts (or, with `onSignal`, from a line
+ * on its stdin) until `release()`: the test says when the lock goes, no timer does.
+ */
+function lockHolder(dbPath: string, releaseDelayMs: number, onSignal = false): Holder {
+  const args = ['--import', 'tsx', fixture('lock-holder.ts'), dbPath, String(releaseDelayMs)];
   if (onSignal) args.push('on-signal');
   const child = spawn(process.execPath, args, { cwd: REPO });
   let out = '';
   let err = '';
-  const waiters: { line: string; resolve: () => void }[] = [];
+  let ended = false;
+  const waiters: (() => void)[] = [];
+  const wake = () => {
+    for (const waiter of waiters.splice(0)) waiter();
+  };
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (chunk: string) => {
     out += chunk;
-    for (const w of waiters.splice(0)) {
-      if (out.split('\n').includes(w.line)) w.resolve();
-      else waiters.push(w);
-    }
+    wake();
   });
   child.stderr.on('data', (chunk: Buffer) => {
     err += chunk.toString();
   });
-  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  const exited = new Promise<void>((resolve) =>
+    child.on('close', () => {
+      ended = true;
+      wake();
+      resolve();
+    }),
+  );
   cleanup.push(async () => {
     child.kill('SIGKILL');
     await exited;
   });
+  const line = (match: string | ((line: string) => boolean)) =>
+    new Promise<string>((resolve, reject) => {
+      const accepts = typeof match === 'string' ? (l: string) => l === match : match;
+      const check = () => {
+        const found = out.split('\n').slice(0, -1).find(accepts);
+        if (found !== undefined) resolve(found);
+        else if (ended) reject(new Error(`lock holder exited before '${String(match)}': ${err}`));
+        else waiters.push(check);
+      };
+      check();
+    });
   return {
     child,
-    line: (line) =>
-      new Promise((resolve, reject) => {
-        if (out.split('\n').includes(line)) resolve();
-        else waiters.push({ line, resolve });
-        exited.then(() =>
-          out.split('\n').includes(line)
-            ? resolve()
-            : reject(new Error(`lock holder exited before '${line}': ${err}`)),
-        );
-      }),
+    line,
+    release: async () => {
+      child.kill('SIGUSR2');
+      const released = await line((l) => l.startsWith('released '));
+      return Number(released.slice('released '.length));
+    },
   };
 }
+
+/**
+ * How long the holder keeps the lock after `release()` where a blocking call of this process
+ * must meet the lock and wait it out: the call begins right after the signal, so it meets the
+ * lock unless this process stalls longer than this (the tests check that it did meet it).
+ */
+const LET_GO_MS = 500;
 
 describe('a database locked by another process', () => {
   it('waits out a lock shorter than the busy timeout (open, count and sync)', async () => {
@@ -132,39 +162,41 @@ describe('a database locked by another process', () => {
     const { agent, manager } = open(path, new MockManager(), 5000);
     agent.persistDifference('a', Operation.Create, INDEX, doc('a'));
 
-    let holder = lockHolder(path, 1000);
+    // Each call begins while another process holds the lock, which it lets go LET_GO_MS after
+    // the signal: the call waits and succeeds. The holder's clock says it still had the lock
+    // when the call began.
+    let holder = lockHolder(path, LET_GO_MS);
     await holder.line('locked');
     // A persist only appends to the intent log; counting moves it into SQLite, which waits.
     agent.persistDifference('b', Operation.Create, INDEX, doc('b'));
-    let started = Date.now();
+    let released = holder.release();
+    let began = Date.now();
     expect(agent.pendingCount).toBe(2);
-    const countWaited = Date.now() - started;
-    await holder.line('released');
+    expect(began, 'count began under the lock').toBeLessThan(await released);
     count('lock waited out');
 
-    holder = lockHolder(path, 1000);
+    holder = lockHolder(path, LET_GO_MS);
     await holder.line('locked');
-    started = Date.now();
-    const result = await agent.synchronizeModule(Mode.Delta, { timeoutMs: 5000 });
-    const syncWaited = Date.now() - started;
+    released = holder.release();
+    began = Date.now();
+    // The take runs inside this call, before its first await.
+    const syncing = agent.synchronizeModule(Mode.Delta, { timeoutMs: 20_000 });
+    expect(began, 'sync began under the lock').toBeLessThan(await released);
+    const result = await syncing;
     count('lock waited out');
 
     // The next owner of the file, once this one is closed.
     await agent.close();
-    holder = lockHolder(path, 1000);
+    holder = lockHolder(path, LET_GO_MS);
     await holder.line('locked');
-    started = Date.now();
+    released = holder.release();
+    began = Date.now();
     const second = open(path, new MockManager(), 5000);
-    const openWaited = Date.now() - started;
+    expect(began, 'open began under the lock').toBeLessThan(await released);
     count('lock waited out');
 
     expect(result).toMatchObject({ ok: true, sent: 2 });
     expect(Object.keys(managerDocuments(manager))).toEqual(['a', 'b']);
-    // Loose: it did wait (the holder had the lock for up to 1 s), and did not give up.
-    for (const waited of [countWaited, syncWaited, openWaited]) {
-      expect(waited).toBeGreaterThan(50);
-      expect(waited).toBeLessThan(4000);
-    }
     expect(second.agent.pendingCount).toBe(0);
   });
 
@@ -174,7 +206,8 @@ describe('a database locked by another process', () => {
     agent.persistDifference('a', Operation.Create, INDEX, doc('a'));
     agent.persistDifference('b', Operation.Create, INDEX, doc('b'));
 
-    const holder = lockHolder(path, 3000);
+    // Held until every call below has failed: however slow they are, none meets a free file.
+    const holder = lockHolder(path, 0);
     await holder.line('locked');
     // Persists go to the intent log until it is full; the one that must first move the full log
     // into SQLite waits for the lock, then fails and stores nothing.
@@ -208,7 +241,7 @@ describe('a database locked by another process', () => {
     expect((opening as Error).message).toMatch(/cannot open .*queue\.db: .*more than 300 ms/);
     count('lock: open');
 
-    await holder.line('released');
+    await holder.release();
     // Every accepted persist is there, the refused one is not.
     expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({
       ok: true,
@@ -224,21 +257,23 @@ describe('a database locked by another process', () => {
     const manager = new MockManager();
     const { agent, transport } = open(path, manager, 300);
     for (const id of ['a', 'b', 'c']) agent.persistDifference(id, Operation.Create, INDEX, doc(id));
-    // The manager indexes at End; its EndAck comes back 1 s later, while another process
-    // holds the write lock, so recording the success fails.
-    manager.inject({ direction: 'to-agent', type: 'EndAck', action: 'delay', delayMs: 1000 });
-    const holder = lockHolder(path, 2000, true);
+    // The manager indexes at End; its EndAck reaches the agent only once another process holds
+    // the write lock (taken when End goes out), so recording the success fails.
+    const holder = lockHolder(path, 0, true);
     await holder.line('ready');
     transport.hook = (message, when) => {
       if (message.type === 'End' && when === 'after') holder.child.stdin.write('lock\n');
     };
-    const first = await agent.synchronizeModule(Mode.Delta, { timeoutMs: 5000 });
+    transport.responseHook = (message) =>
+      message.type === 'EndAck' ? holder.line('locked') : undefined;
+    const first = await agent.synchronizeModule(Mode.Delta, { timeoutMs: 20_000 });
     transport.hook = undefined;
+    transport.responseHook = undefined;
     expect(first).toMatchObject({ ok: false, reason: 'storage' });
     expect((first as { message: string }).message).toMatch(/cannot complete the take/);
     count('lock: completing a sync');
 
-    await holder.line('released');
+    await holder.release();
     agent.persistDifference('a', Operation.Delete, INDEX, doc('a', 2));
     agent.persistDifference('d', Operation.Create, INDEX, doc('d'));
     const next = await agent.synchronizeModule(Mode.Delta, { timeoutMs: 5000 });

@@ -19,7 +19,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, type TestContext } from 'vitest';
 import { AgentSyncProtocol, internalQueueOf } from '../../src/agent-sync-protocol.js';
 import { Mode } from '../../src/enums/mode.js';
 import { Operation } from '../../src/enums/operation.js';
@@ -448,6 +448,38 @@ describe('a real full disk (a 1 MB tmpfs, when this process may mount one)', () 
 const ROOT = process.getuid?.() === 0;
 const NOBODY = 65534;
 
+/**
+ * How the child runs without the right to write. As root it starts as root, so it can load its
+ * modules from a checkout only root may read (a build in a 0700 directory), and switches to
+ * nobody (uid and gid 65534, no supplementary groups) before it opens anything; `skip` says why
+ * that is impossible here (a user namespace without that uid...). Not root: it runs as this user.
+ */
+const CHILD_USER = unprivilegedChild();
+
+function unprivilegedChild(): { env: Record<string, string>; skip?: undefined } | { skip: string } {
+  if (!ROOT) return { env: {} };
+  const probe = spawnSync(
+    process.execPath,
+    ['-e', `process.setgroups([]); process.setgid(${NOBODY}); process.setuid(${NOBODY});`],
+    { encoding: 'utf8', timeout: 30_000 },
+  );
+  if (probe.status === 0) return { env: { ASP_STORAGE_CHILD_UID: String(NOBODY) } };
+  const why = probe.error?.message ?? probe.stderr.split('\n').find((l) => /Error/.test(l));
+  return {
+    skip:
+      `running as root, and a child process cannot switch to uid ${NOBODY} ` +
+      `(${why?.trim() ?? `exit ${probe.status}`}); root ignores file modes, so there is no ` +
+      'read-only storage to test here',
+  };
+}
+
+/** Skips the test, with the reason printed, when the child cannot run unprivileged. */
+function needUnprivilegedChild(ctx: TestContext): Record<string, string> {
+  if (CHILD_USER.skip === undefined) return CHILD_USER.env;
+  console.warn(`storage: skipped '${ctx.task.name}': ${CHILD_USER.skip}`);
+  return ctx.skip(CHILD_USER.skip);
+}
+
 interface ChildReport {
   opened: boolean;
   error?: { name: string; message: string; code?: string };
@@ -457,16 +489,16 @@ interface ChildReport {
   documents?: string[];
 }
 
-function runStorageChild(dbPath: string, id: string): Promise<ChildReport> {
+function runStorageChild(
+  childEnv: Record<string, string>,
+  dbPath: string,
+  id: string,
+): Promise<ChildReport> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', fixture('storage-child.ts'), dbPath, id],
-    {
-      cwd: REPO,
-      ...(ROOT ? { uid: NOBODY, gid: NOBODY } : {}),
-      // tsx keeps its cache in the temp dir; nobody gets its own there.
-      env: { ...process.env, HOME: tmpdir() },
-    },
+    // As root, the child drops to nobody itself once its modules are loaded (CHILD_USER).
+    { cwd: REPO, env: { ...process.env, ...childEnv } },
   );
   let out = '';
   let err = '';
@@ -512,7 +544,8 @@ function giveToChild(dir: string, ...files: string[]): void {
 const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
 describe('read-only storage', () => {
-  it('a read-only database file: clear error at open, file untouched, works once writable', async () => {
+  it('a read-only database file: clear error at open, file untouched, works once writable', async (ctx) => {
+    const childEnv = needUnprivilegedChild(ctx);
     const dir = tempDir();
     const path = join(dir, 'queue.db');
     const q = new PersistentQueue(path);
@@ -525,7 +558,7 @@ describe('read-only storage', () => {
     chmodSync(path, ROOT ? 0o644 : 0o444);
     const before = sha(path);
 
-    const refused = await runStorageChild(path, 'x');
+    const refused = await runStorageChild(childEnv, path, 'x');
     expect(refused.opened, show(refused)).toBe(false);
     expect(refused.error).toMatchObject({ name: 'StorageError', code: 'SQLITE_READONLY' });
     expect(refused.error?.message).toMatch(
@@ -535,7 +568,7 @@ describe('read-only storage', () => {
     count('read-only file');
 
     giveToChild(dir, path);
-    const works = await runStorageChild(path, 'x');
+    const works = await runStorageChild(childEnv, path, 'x');
     expect(works, show(works)).toMatchObject({
       opened: true,
       pending: 5,
@@ -545,10 +578,11 @@ describe('read-only storage', () => {
     expect(works.documents).toEqual(['k0', 'k1', 'k2', 'k3', 'k4', 'x']);
   });
 
-  it('a read-only directory: a new database cannot be created, with a clear error', async () => {
+  it('a read-only directory: a new database cannot be created, with a clear error', async (ctx) => {
+    const childEnv = needUnprivilegedChild(ctx);
     const dir = lockedDownDir();
     const path = join(dir, 'queue.db');
-    const refused = await runStorageChild(path, 'x');
+    const refused = await runStorageChild(childEnv, path, 'x');
     expect(refused.opened, show(refused)).toBe(false);
     expect(refused.error).toMatchObject({ name: 'StorageError', code: 'EACCES' });
     expect(refused.error?.message).toMatch(/cannot open .*queue\.db: EACCES: permission denied/);
@@ -556,12 +590,13 @@ describe('read-only storage', () => {
     count('read-only directory');
 
     giveToChild(dir);
-    const works = await runStorageChild(path, 'x');
+    const works = await runStorageChild(childEnv, path, 'x');
     expect(works, show(works)).toMatchObject({ opened: true, pending: 0, synced: true });
     expect(statSync(path).mode & 0o777).toBe(0o600);
   });
 
-  it('an existing database in a read-only directory (WAL files cannot be created)', async () => {
+  it('an existing database in a read-only directory (WAL files cannot be created)', async (ctx) => {
+    const childEnv = needUnprivilegedChild(ctx);
     const dir = lockedDownDir();
     const path = join(dir, 'queue.db');
     const q = new PersistentQueue(path);
@@ -572,7 +607,7 @@ describe('read-only storage', () => {
       else chmodSync(file, 0o600);
     }
     const before = sha(path);
-    const refused = await runStorageChild(path, 'x');
+    const refused = await runStorageChild(childEnv, path, 'x');
     expect(refused.opened, show(refused)).toBe(false);
     expect(refused.error).toMatchObject({
       name: 'StorageError',
@@ -583,7 +618,7 @@ describe('read-only storage', () => {
     count('read-only directory, existing file');
 
     giveToChild(dir, path);
-    const works = await runStorageChild(path, 'x');
+    const works = await runStorageChild(childEnv, path, 'x');
     expect(works, show(works)).toMatchObject({ opened: true, pending: 3, synced: true });
   });
 });

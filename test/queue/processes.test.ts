@@ -1,15 +1,25 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { Operation } from '../../src/enums/operation.js';
 import { PersistentQueue, StorageError, SyncStatus } from '../../src/queue/index.js';
 import { fixture, repoRoot, useTempDir } from './helpers.js';
 
+/** Children still running; a test that fails while one holds a lock leaves none behind. */
+const children = new Set<ChildProcess>();
+afterEach(() => {
+  for (const child of children) child.kill('SIGKILL');
+  children.clear();
+});
+
 function spawnFixture(name: string, args: string[]): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', fixture(name), ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', fixture(name), ...args], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.add(child);
+  child.on('close', () => children.delete(child));
+  return child;
 }
 
 /**

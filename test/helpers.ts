@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import type { MQueueTransport } from '../src/interfaces/transport.js';
-import { decodeAgentMessage, MessageEncoder, Status } from '../src/wire/index.js';
+import {
+  decodeAgentMessage,
+  decodeManagerResponse,
+  MessageEncoder,
+  Status,
+} from '../src/wire/index.js';
 import type { AgentMessage, SeqRange } from '../src/wire/types.js';
 
 const dirs: string[] = [];
@@ -25,6 +30,11 @@ export function dbFile(name = 'sync.db'): string {
 /** Wraps a transport and records every message the agent sends, decoded. */
 export class RecordingTransport implements MQueueTransport {
   readonly sent: AgentMessage[] = [];
+  /**
+   * Both directions in the order they happened: `>Type` for a message the agent sent, `<Type`
+   * for an answer handed to it. Tells where an answer landed without timing anything.
+   */
+  readonly timeline: string[] = [];
   starts = 0;
 
   constructor(readonly inner: MQueueTransport) {}
@@ -41,11 +51,15 @@ export class RecordingTransport implements MQueueTransport {
     this.sent.push(
       decoded.type === 'DataValue' ? { ...decoded, data: decoded.data.slice() } : decoded,
     );
+    this.timeline.push(`>${decoded.type}`);
     return this.inner.send(message, moduleName);
   }
 
   onResponse(listener: (message: Uint8Array) => void): void {
-    this.inner.onResponse?.(listener);
+    this.inner.onResponse?.((bytes) => {
+      this.timeline.push(`<${decodeManagerResponse(bytes)?.type ?? 'invalid'}`);
+      listener(bytes);
+    });
   }
 
   count(type: AgentMessage['type']): number {

@@ -48,7 +48,9 @@ const damaged = fc
     return new Uint8Array(cut % 5 === 0 ? bytes.slice(0, cut % (bytes.length + 1)) : bytes);
   });
 
-describe('isJsonBytes', () => {
+// Property runs of 10,000-20,000 documents: CPU-bound, so seconds longer when other processes
+// share the cores. Only the outcome is tested; the time limit is there to catch a hang.
+describe('isJsonBytes', { timeout: 120_000 }, () => {
   it('agrees with JSON.parse on valid JSON and on damaged JSON', () => {
     let tried = 0;
     fc.assert(
@@ -120,7 +122,7 @@ describe('isJsonBytes', () => {
   });
 });
 
-describe('isJsonText (the change validator check)', () => {
+describe('isJsonText (the change validator check)', { timeout: 120_000 }, () => {
   it('agrees with JSON.parse on strings, lone surrogates and long documents included', () => {
     const parses = (text: string) => {
       try {

@@ -27,7 +27,10 @@ function setup(
     dbPath: dbFile(),
     transport,
     agentInfo,
-    syncDefaults: { timeoutMs: 100, retries: 1 },
+    // Far above any answer's delay: a stalled process must not turn one answer into a resent
+    // Start or End (the tests check the exact messages). No test here waits for a timeout but
+    // the silent manager's, which sets its own.
+    syncDefaults: { timeoutMs: 5000, retries: 1 },
   });
   open.push(manager, agent);
   return { manager, transport, agent };

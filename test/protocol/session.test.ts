@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentSyncProtocol, Mode, Operation } from '../../src/index.js';
 import { MockManager } from '../../src/testing/index.js';
-import { Status } from '../../src/wire/index.js';
+import { decodeAgentMessage, Status } from '../../src/wire/index.js';
 import {
   dbFile,
   doc,
@@ -15,6 +15,23 @@ afterEach(async () => {
   for (const thing of open.splice(0).reverse()) await thing.close();
 });
 
+/** The manager answers as microtasks: before the agent starts to wait, however slow the machine. */
+const PROMPT = { responseDelivery: 'microtask' } as const;
+
+/** Resolves once the agent has handed its `n`th DataValue to `transport`. */
+function dataValueSent(transport: RecordingTransport, n: number): Promise<void> {
+  const inner = transport.inner;
+  const send = inner.send.bind(inner);
+  return new Promise((resolve) => {
+    let seen = 0;
+    inner.send = (message, module) => {
+      const result = send(message, module);
+      if (decodeAgentMessage(message)?.type === 'DataValue' && ++seen === n) resolve();
+      return result;
+    };
+  });
+}
+
 function setup(
   options: { items?: number; managerOptions?: ConstructorParameters<typeof MockManager>[0] } = {},
 ) {
@@ -25,7 +42,9 @@ function setup(
     dbPath: dbFile(),
     transport,
     agentInfo: { id: '007' },
-    syncDefaults: { timeoutMs: 100, retries: 2 },
+    // Far above any answer's delay: no attempt times out unless the test means it to (those
+    // tests take answers as microtasks, which no stall can make late, and a short timeout).
+    syncDefaults: { timeoutMs: 5000, retries: 2 },
   });
   open.push(manager, agent);
   for (let i = 0; i < (options.items ?? 5); i++) {
@@ -34,12 +53,13 @@ function setup(
   return { manager, transport, agent };
 }
 
-function agentOn(transport: ScriptedTransport, items = 3) {
+/** `timeoutMs`: far above the scripted answers' delays (next macrotask, or 10-20 ms) by default. */
+function agentOn(transport: ScriptedTransport, items = 3, timeoutMs = 5000) {
   const agent = new AgentSyncProtocol({
     moduleName: 'fim',
     dbPath: dbFile(),
     transport,
-    syncDefaults: { timeoutMs: 80, retries: 2 },
+    syncDefaults: { timeoutMs, retries: 2 },
   });
   open.push(agent);
   for (let i = 0; i < items; i++)
@@ -105,10 +125,16 @@ describe('a Delta sync against the mock manager', () => {
 });
 
 describe('timeouts and retries', () => {
+  // Tests that need an attempt to time out use a short timeout; the manager's other answers then
+  // come as microtasks, before the agent's wait even starts, so a stalled process cannot make
+  // one of them late (with answers on the next macrotask, an expired timer runs first).
   it('sends Start again when StartAck does not come, and succeeds on the retry', async () => {
-    const { manager, transport, agent } = setup({ items: 2 });
+    const { manager, transport, agent } = setup({ items: 2, managerOptions: PROMPT });
     manager.inject({ type: 'Start', action: 'drop', times: 1 });
-    expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true, sent: 2 });
+    expect(await agent.synchronizeModule(Mode.Delta, { timeoutMs: 100 })).toMatchObject({
+      ok: true,
+      sent: 2,
+    });
     expect(transport.count('Start')).toBe(2);
   });
 
@@ -136,10 +162,10 @@ describe('timeouts and retries', () => {
   });
 
   it('sends End again when its answer does not come, and resends only what was lost', async () => {
-    const { manager, transport, agent } = setup({ items: 3 });
+    const { manager, transport, agent } = setup({ items: 3, managerOptions: PROMPT });
     manager.inject({ type: 'DataValue', seq: 1n, action: 'drop', times: 1 });
     manager.inject({ type: 'End', action: 'drop', skip: 1, times: 1 }); // the End after the data
-    expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({
+    expect(await agent.synchronizeModule(Mode.Delta, { timeoutMs: 100 })).toMatchObject({
       ok: true,
       sent: 3,
       retransmitted: 1,
@@ -149,9 +175,9 @@ describe('timeouts and retries', () => {
   });
 
   it('a lost probe End costs another Start, not the data', async () => {
-    const { manager, transport, agent } = setup({ items: 3 });
+    const { manager, transport, agent } = setup({ items: 3, managerOptions: PROMPT });
     manager.inject({ type: 'End', action: 'drop', times: 1 });
-    expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({
+    expect(await agent.synchronizeModule(Mode.Delta, { timeoutMs: 100 })).toMatchObject({
       ok: true,
       sent: 3,
       retransmitted: 0,
@@ -170,7 +196,7 @@ describe('timeouts and retries', () => {
   });
 
   it('fails with timeout after retries + 1 Ends and returns the items to pending', async () => {
-    const { manager, transport, agent } = setup({ items: 3 });
+    const { manager, transport, agent } = setup({ items: 3, managerOptions: PROMPT });
     manager.inject({ type: 'End', action: 'drop', times: Number.POSITIVE_INFINITY });
     const result = await agent.synchronizeModule(Mode.Delta, { retries: 2, timeoutMs: 30 });
     expect(result).toMatchObject({ ok: false, reason: 'timeout' });
@@ -350,7 +376,8 @@ describe('the probe: End before data tells the session size', () => {
     ['no answer', 'silent', 2],
   ] as const)('refuses a session whose probe gets %s, and starts again', async (_n, kind, size) => {
     const transport = staleFirst(size, kind);
-    const agent = agentOn(transport, 3);
+    // 'no answer' waits for the probe's timeout: long enough for no other answer to be late.
+    const agent = agentOn(transport, 3, kind === 'silent' ? 1000 : undefined);
     const result = await agent.synchronizeModule(Mode.Delta);
     expect(result).toMatchObject({ ok: true, sent: 3, session: 0xfedcba9876543210n });
     expect(transport.count('Start')).toBe(2);
@@ -369,7 +396,9 @@ describe('the probe: End before data tells the session size', () => {
         }
       },
     });
-    const agent = agentOn(transport, 3);
+    // The retries' StartAcks name the refused session again and are waited out; every answer
+    // taken for late, too, would end the same way.
+    const agent = agentOn(transport, 3, 100);
     const result = await agent.synchronizeModule(Mode.Delta, { retries: 2 });
     expect(result).toMatchObject({ ok: false, reason: 'timeout' });
     expect(transport.count('Start')).toBe(3);
@@ -439,11 +468,14 @@ describe('one sync at a time, abort and close', () => {
   });
 
   it('aborts during the data phase (paced) and keeps every item', async () => {
-    const { manager, agent } = setup({ items: 40 });
+    const { manager, transport, agent } = setup({ items: 40 });
     const controller = new AbortController();
+    const third = dataValueSent(transport, 3);
     const pending = agent.synchronizeModule(Mode.Delta, { signal: controller.signal, maxEps: 20 });
-    setTimeout(() => controller.abort(), 150);
+    await third; // the next one is 50 ms away
+    controller.abort();
     expect(await pending).toMatchObject({ ok: false, reason: 'aborted' });
+    expect(transport.count('DataValue')).toBeLessThan(40);
     expect(agent.pendingCount).toBe(40);
     expect(manager.documents()).toEqual([]);
   });
@@ -453,16 +485,18 @@ describe('one sync at a time, abort and close', () => {
     open.push(manager);
     const path = dbFile();
     const logs: string[] = [];
+    const transport = new RecordingTransport(manager.transport('fim'));
     const agent = new AgentSyncProtocol({
       moduleName: 'fim',
       dbPath: path,
-      transport: manager.transport('fim'),
+      transport,
       logger: (level, message) => logs.push(`${level}: ${message}`),
     });
     for (let i = 0; i < 30; i++)
       agent.persistDifference(`f${i}`, Operation.Create, 'idx', doc(`f${i}`));
+    const third = dataValueSent(transport, 3);
     const pending = agent.synchronizeModule(Mode.Delta, { maxEps: 20 });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await third; // mid-data: the next one is 50 ms away
     await agent.close();
     expect(await pending).toMatchObject({ ok: false, reason: 'closed' });
     expect(logs.filter((l) => l.startsWith('error'))).toEqual([]);

@@ -1,25 +1,36 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { Operation } from '../../src/enums/operation.js';
 import { PersistentQueue, StorageError, SyncStatus } from '../../src/queue/index.js';
 import { fixture, repoRoot, useTempDir } from './helpers.js';
 
+/** Children still running; a test that fails while one holds a lock leaves none behind. */
+const children = new Set<ChildProcess>();
+afterEach(() => {
+  for (const child of children) child.kill('SIGKILL');
+  children.clear();
+});
+
 function spawnFixture(name: string, args: string[]): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', fixture(name), ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', fixture(name), ...args], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.add(child);
+  child.on('close', () => children.delete(child));
+  return child;
 }
 
 /**
- * Runs the persisting child, SIGKILLs it once it has acknowledged `killAfter` ids (with
- * `inTake`, at the next take, while the child pauses with the take active), and resolves with
- * every id it acknowledged (all complete lines it wrote before dying).
+ * Runs the persisting child and SIGKILLs it once it has acknowledged `killAfter` ids; with
+ * `inTake`, the child stops at the next take, the take active, and says so ("#held") before the
+ * kill, so the kill lands mid-sync however slow the machine is. Resolves with every id it
+ * acknowledged (all complete lines it wrote before dying).
  */
 function persistUntilKilled(dbPath: string, killAfter: number, inTake: boolean): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    const child = spawnFixture('persist-child.ts', [dbPath, inTake ? '2000' : '0']);
+    const child = spawnFixture('persist-child.ts', inTake ? [dbPath, String(killAfter)] : [dbPath]);
     let out = '';
     let stderr = '';
     let lines = 0;
@@ -28,7 +39,7 @@ function persistUntilKilled(dbPath: string, killAfter: number, inTake: boolean):
     child.stdout?.on('data', (chunk: string) => {
       out += chunk;
       for (const ch of chunk) if (ch === '\n') lines++;
-      if (!killed && lines >= killAfter && (!inTake || out.endsWith('#take\n'))) {
+      if (!killed && (inTake ? out.endsWith('#held\n') : lines >= killAfter)) {
         killed = true;
         child.kill('SIGKILL');
       }
@@ -49,45 +60,95 @@ function persistUntilKilled(dbPath: string, killAfter: number, inTake: boolean):
   });
 }
 
-/**
- * Starts fixture `name`, which holds something on `dbPath` for `holdMs` and prints `ready` once
- * it does; resolves then. `done` settles when the child ends (a SIGKILL counts as an end).
- */
-function holdInChild(
-  name: string,
-  dbPath: string,
-  holdMs: number,
-  ready: string,
-): Promise<{ child: ChildProcess; done: Promise<void> }> {
-  return new Promise((resolve, reject) => {
-    const child = spawnFixture(name, [dbPath, String(holdMs)]);
-    let stderr = '';
-    const done = new Promise<void>((resolveDone, rejectDone) => {
-      child.on('close', (code, signal) =>
-        code === 0 || signal === 'SIGKILL'
-          ? resolveDone()
-          : rejectDone(new Error(`${name} failed: ${stderr}`)),
-      );
-    });
-    child.stderr?.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.stdout?.setEncoding('utf8');
-    child.stdout?.on('data', (chunk: string) => {
-      if (chunk.includes(ready)) resolve({ child, done });
-    });
-    child.on('error', reject);
-    done.catch(reject);
-  });
+/** A child holding something on the database until told to let go. */
+interface Holder {
+  child: ChildProcess;
+  /** Settles when the child ends (a SIGKILL counts as an end). */
+  done: Promise<void>;
+  /**
+   * Tells the child (SIGUSR2) to let go `delayMs` (its argument) after the signal; resolves with
+   * the child's Date.now() taken just before it did, while it still held on.
+   */
+  release(): Promise<number>;
 }
 
-/** A child holding the write lock (BEGIN IMMEDIATE) for `holdMs`. */
-const holdWriteLock = (dbPath: string, holdMs: number) =>
-  holdInChild('lock-child.ts', dbPath, holdMs, 'locked');
+/**
+ * Starts fixture `name` on `dbPath`, which holds something until released (or killed) and
+ * prints `ready` once it does; resolves then. The child lets go `delayMs` after `release()`.
+ * Nothing is timed: the parent says when, so a slow machine cannot end the hold early.
+ */
+async function holdInChild(
+  name: string,
+  dbPath: string,
+  delayMs: number,
+  ready: string,
+): Promise<Holder> {
+  const child = spawnFixture(name, [dbPath, String(delayMs)]);
+  let stdout = '';
+  let stderr = '';
+  let ended = false;
+  const waiters: (() => void)[] = [];
+  const wake = () => {
+    for (const waiter of waiters.splice(0)) waiter();
+  };
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (chunk: string) => {
+    stdout += chunk;
+    wake();
+  });
+  child.stderr?.on('data', (chunk) => {
+    stderr += chunk;
+  });
+  const done = new Promise<void>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      ended = true;
+      wake();
+      if (code === 0 || signal === 'SIGKILL') resolve();
+      else reject(new Error(`${name} failed (${code ?? signal}): ${stderr}`));
+    });
+  });
+  done.catch(() => {}); // handled where awaited; a failure also rejects the line waits below
+  /** The first complete line that `match` accepts; rejects if the child ends first. */
+  const line = (match: (line: string) => boolean) =>
+    new Promise<string>((resolve, reject) => {
+      const check = () => {
+        const found = stdout.split('\n').slice(0, -1).find(match);
+        if (found !== undefined) resolve(found);
+        else if (ended) reject(new Error(`${name} ended before printing the line: ${stderr}`));
+        else waiters.push(check);
+      };
+      check();
+    });
+  await line((l) => l === ready);
+  return {
+    child,
+    done,
+    release: async () => {
+      child.kill('SIGUSR2');
+      const last = await line((l) => /^(released|closed) \d+$/.test(l));
+      return Number(last.split(' ')[1]);
+    },
+  };
+}
 
-/** A child keeping a queue open on `dbPath` for `holdMs` (or until killed). */
-const holdQueueOpen = (dbPath: string, holdMs: number) =>
-  holdInChild('owner-child.ts', dbPath, holdMs, 'open');
+/**
+ * A child holding the write lock (BEGIN IMMEDIATE) until released; it commits `delayMs` after
+ * `release()`.
+ */
+const holdWriteLock = (dbPath: string, delayMs = 0) =>
+  holdInChild('lock-child.ts', dbPath, delayMs, 'locked');
+
+/** A child keeping a queue open on `dbPath` until released (or killed); it closes `delayMs` after `release()`. */
+const holdQueueOpen = (dbPath: string, delayMs = 0) =>
+  holdInChild('owner-child.ts', dbPath, delayMs, 'open');
+
+/**
+ * How long a child waits after `release()` before it lets go, in the tests where a blocking call
+ * in this process must meet the hold and wait it out: the call begins right after the signal,
+ * so it meets the hold unless this process stalls for longer than this (the tests check it did).
+ */
+const LET_GO_MS = 500;
 
 function openError(path: string, busyTimeoutMs: number): StorageError {
   try {
@@ -129,17 +190,21 @@ describe('one queue per database', () => {
 
   it('a queue open in another process: refused past the busy timeout, waited out within it', async () => {
     const path = tmp.dbPath();
-    const owner = await holdQueueOpen(path, 800);
+    const owner = await holdQueueOpen(path, LET_GO_MS);
     expect(openError(path, 50).message).toMatch(IN_USE);
-    // The owner closes within the default busy timeout (5 s): this open waits for it.
+    // The owner closes LET_GO_MS after the signal, within the default busy timeout (5 s): this
+    // open, begun while the owner still had the queue, waits for it.
+    const closed = owner.release();
+    const began = Date.now();
     const q = tmp.open(path);
+    expect(began, 'the open began before the owner closed').toBeLessThan(await closed);
     await owner.done;
     expect(q.inspect().map((e) => e.id)).toEqual(['child']);
   });
 
   it('a killed owner leaves no stale lock: the next queue opens without waiting', async () => {
     const path = tmp.dbPath();
-    const owner = await holdQueueOpen(path, 60_000);
+    const owner = await holdQueueOpen(path);
     expect(openError(path, 50).message).toMatch(IN_USE);
     owner.child.kill('SIGKILL');
     await owner.done;
@@ -184,27 +249,31 @@ describe('PersistentQueue across processes', () => {
       }
     }
     expect(acknowledged.size).toBeGreaterThanOrEqual(2600);
-  });
+    // Three children started through tsx: seconds on a loaded machine.
+  }, 120_000);
 
   it("a persist is logged at once under another connection's write lock; a read waits it out", async () => {
     const path = tmp.dbPath();
     const q = tmp.open(path);
-    const lock = await holdWriteLock(path, 500);
+    const lock = await holdWriteLock(path, LET_GO_MS);
     q.persist('a', Operation.Create, 'i', '{}');
-    // Moving the logged change into SQLite needs the lock. Lenient: it waited, not failed fast.
-    const start = performance.now();
+    // Moving the logged change into SQLite needs the lock: the read, begun while the other
+    // connection held it, waited it out rather than failing.
+    const released = lock.release();
+    const began = Date.now();
     expect(q.size()).toBe(1);
-    expect(performance.now() - start).toBeGreaterThan(100);
+    expect(began, 'the read began under the lock').toBeLessThan(await released);
     await lock.done;
   });
 
   it('opening waits out another connection holding the write lock', async () => {
     const path = tmp.dbPath();
     tmp.open(path).close();
-    const lock = await holdWriteLock(path, 500);
-    const start = performance.now();
+    const lock = await holdWriteLock(path, LET_GO_MS);
+    const released = lock.release();
+    const began = Date.now();
     const q = tmp.open(path);
-    expect(performance.now() - start).toBeGreaterThan(100);
+    expect(began, 'the open began under the lock').toBeLessThan(await released);
     await lock.done;
     expect(q.size()).toBe(0);
   });
@@ -214,7 +283,7 @@ describe('PersistentQueue across processes', () => {
     const q = tmp.open(path, { busyTimeoutMs: 50 });
     q.persist('a', Operation.Create, 'i', 'before');
     expect(q.size()).toBe(1);
-    const lock = await holdWriteLock(path, 500);
+    const lock = await holdWriteLock(path);
     q.persist('a', Operation.Modify, 'i', 'during'); // logged; SQLite is not touched
     let err: unknown;
     try {
@@ -228,6 +297,7 @@ describe('PersistentQueue across processes', () => {
     } catch (e) {
       openErr = e;
     }
+    await lock.release();
     await lock.done;
 
     expect(err).toBeInstanceOf(StorageError);

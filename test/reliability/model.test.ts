@@ -258,6 +258,11 @@ class SyncCommand implements fc.AsyncCommand<Model, Real> {
     } finally {
       r.transport.hook = undefined;
       resetManager(manager);
+      // An answer already on its way (the manager answers on the next macrotask) lands now,
+      // while no sync runs, and is dropped. Else a StartAck that came after a 5 ms wait gave up
+      // (a loaded machine) reached the next sync, which took its session (same size, so its
+      // probe passed) and skipped the status this command forces.
+      await new Promise((resolve) => setImmediate(resolve));
     }
     if (!result.ok) counts.failedSyncs++;
 

@@ -184,11 +184,12 @@ describe('fault soak', () => {
   it('a StartAck answering an earlier sync reaches the next one: the probe refuses its session', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'reliability-soak-'));
     const manager = new MockManager({ seed: 7 });
+    const transport = new HookTransport(manager.transport(MODULE));
     const warnings: string[] = [];
     const agent = new AgentSyncProtocol({
       moduleName: MODULE,
       dbPath: join(dir, 'queue.db'),
-      transport: manager.transport(MODULE),
+      transport,
       agentInfo: { id: AGENT_ID },
       logger: (level: LogLevel, message: string) => {
         if (level === 'warn') warnings.push(message);
@@ -204,30 +205,36 @@ describe('fault soak', () => {
       persist('a');
       persist('b');
       // Sync A's Start reaches the manager twice: the first copy is answered Offline (that
-      // answer ends sync A), the second opens a session of size 2 whose StartAck is late.
+      // answer ends sync A), the second opens a session of size 2 whose StartAck is late: it
+      // reaches the agent only once sync B has sent its Start. Sync B's own StartAck is later
+      // still (after B is over), so the stale one comes first. No timer orders them.
       manager.inject({ type: 'Start', action: 'duplicate' });
       manager.forceStatus('StartAck', Status.Offline, 1);
-      manager.inject({
-        direction: 'to-agent',
-        type: 'StartAck',
-        action: 'delay',
-        delayMs: 20,
-        skip: 1,
+      let starts = 0;
+      let bStarted = () => {};
+      const bStart = new Promise<void>((resolve) => {
+        bStarted = resolve;
       });
-      // Sync B's own StartAck is slower still, so the stale one comes first.
-      manager.inject({
-        direction: 'to-agent',
-        type: 'StartAck',
-        action: 'delay',
-        delayMs: 60,
-        skip: 2,
+      let bEnded = () => {};
+      const bOver = new Promise<void>((resolve) => {
+        bEnded = resolve;
       });
-      const a = await agent.synchronizeModule(Mode.Delta, { timeoutMs: 1000 });
+      transport.hook = (message, when) => {
+        if (message.type === 'Start' && when === 'after' && ++starts === 2) bStarted();
+      };
+      let startAcks = 0;
+      transport.responseHook = (message) => {
+        if (message.type !== 'StartAck') return undefined;
+        startAcks++;
+        return startAcks === 2 ? bStart : startAcks === 3 ? bOver : undefined;
+      };
+      const a = await agent.synchronizeModule(Mode.Delta, { timeoutMs: 10_000 });
       expect(a).toMatchObject({ ok: false, reason: 'manager-offline' });
       for (const id of ['c', 'd', 'e']) persist(id);
-      const b = await agent.synchronizeModule(Mode.Delta, { timeoutMs: 1000 });
+      const b = await agent.synchronizeModule(Mode.Delta, { timeoutMs: 10_000 });
+      bEnded();
       expect(b).toMatchObject({ ok: true, sent: 5 });
-      await sleep(80);
+      expect(startAcks).toBe(4); // A's two, B's first (held back) and the one B used
       // Without the probe, sync B sent its 5 items into the stale session of size 2: the
       // manager dropped c, d and e and still answered EndAck Ok.
       expect(managerDocuments(manager)).toEqual(expectedDocuments(model));

@@ -6,8 +6,8 @@ import { Operation } from '../../src/enums/operation.js';
 import type { MQueueTransport } from '../../src/interfaces/transport.js';
 import type { MockManager } from '../../src/testing/mock-manager.js';
 import type { InProcessTransport } from '../../src/transports/in-process.js';
-import { decodeAgentMessage } from '../../src/wire/index.js';
-import type { AgentMessage } from '../../src/wire/types.js';
+import { decodeAgentMessage, decodeManagerResponse } from '../../src/wire/index.js';
+import type { AgentMessage, ManagerResponse } from '../../src/wire/types.js';
 
 export const AGENT_ID = '001';
 export const MODULE = 'fim';
@@ -50,6 +50,13 @@ export function managerDocuments(manager: MockManager): Record<string, unknown> 
  */
 export class HookTransport implements MQueueTransport {
   hook: ((message: AgentMessage, when: 'before' | 'after') => void) | undefined;
+  /**
+   * Sees every manager response, decoded, before the agent does. When it returns a promise, the
+   * response reaches the agent only once that settles: a test holds an answer back until
+   * something else has happened (another process took a lock...), instead of delaying it by a
+   * time a slow machine may overrun.
+   */
+  responseHook: ((message: ManagerResponse) => Promise<unknown> | undefined) | undefined;
   sent = 0;
 
   constructor(readonly inner: InProcessTransport) {}
@@ -69,7 +76,18 @@ export class HookTransport implements MQueueTransport {
   }
 
   onResponse(listener: (message: Uint8Array) => void): void {
-    this.inner.onResponse(listener);
+    this.inner.onResponse((bytes) => {
+      const message = this.responseHook ? decodeManagerResponse(bytes) : null;
+      const held = message ? this.responseHook?.(message) : undefined;
+      if (held === undefined) {
+        listener(bytes);
+        return;
+      }
+      // The sender may reuse its buffer once this returns.
+      const copy = bytes.slice();
+      const deliver = () => listener(copy);
+      held.then(deliver, deliver);
+    });
   }
 }
 

@@ -2,7 +2,7 @@
 // and 5): an older build that refuses empty sessions, an EndAck that waits for the indexer's
 // bulk flush, a worker pool that handles messages out of order, and the second EndAck that
 // retransmitted items provoke.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   AgentSyncProtocol,
   computeIndexChecksum,
@@ -24,6 +24,13 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Until the manager has answered `n` sessions Ok: its flush is over and the documents are in. */
+const flushed = (manager: MockManager, n = 1) =>
+  vi.waitFor(() => expect(manager.stats.sessionsCompleted).toBe(n), {
+    timeout: 20_000,
+    interval: 10,
+  });
+
 function setup(managerOptions: MockManagerOptions, syncDefaults: SyncOptions = {}) {
   const manager = new MockManager(managerOptions);
   const transport = new RecordingTransport(manager.transport('syscollector'));
@@ -32,7 +39,8 @@ function setup(managerOptions: MockManagerOptions, syncDefaults: SyncOptions = {
     dbPath: ':memory:',
     transport,
     agentInfo: { id: AGENT },
-    syncDefaults: { timeoutMs: 500, retries: 2, ...syncDefaults },
+    // Well above any answer's delay: no attempt times out unless a test means it to.
+    syncDefaults: { timeoutMs: 5000, retries: 2, ...syncDefaults },
   });
   open.push(manager, agent);
   return { manager, transport, agent };
@@ -107,7 +115,7 @@ describe("a manager like ad9475fb35 (emptySessions: 'refuse')", () => {
 
 describe('an EndAck that waits for the bulk flush (endAckDelayMs)', () => {
   it('Delta syncs converge when the flush is shorter than timeoutMs', async () => {
-    const { manager, agent, transport } = setup({ endAckDelayMs: 60 }, { timeoutMs: 400 });
+    const { manager, agent, transport } = setup({ endAckDelayMs: 60 }, { timeoutMs: 5000 });
     const inventory = new Inventory(agent);
     for (let round = 0; round < 3; round++) {
       for (let i = 0; i < 20; i++) inventory.upsert(`item-${(round * 7 + i) % 30}`);
@@ -124,7 +132,12 @@ describe('an EndAck that waits for the bulk flush (endAckDelayMs)', () => {
   });
 
   it('a flush longer than every End retry fails the sync with a timeout; the next one converges', async () => {
-    const { manager, agent } = setup({ endAckDelayMs: 150 }, { timeoutMs: 40, retries: 1 });
+    // Two End attempts of 100 ms against a 1 s flush: only a stall of most of a second could let
+    // the EndAck in. Answers come as microtasks, so no earlier answer can be late for its wait.
+    const { manager, agent } = setup(
+      { endAckDelayMs: 1000, responseDelivery: 'microtask' },
+      { timeoutMs: 100, retries: 1 },
+    );
     const inventory = new Inventory(agent);
     for (let i = 0; i < 5; i++) inventory.upsert(`item-${i}`);
     expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({
@@ -132,12 +145,12 @@ describe('an EndAck that waits for the bulk flush (endAckDelayMs)', () => {
       reason: 'timeout',
     });
     expect(agent.pendingCount).toBe(5);
-    await sleep(200);
+    await flushed(manager);
     // The manager indexed them anyway: the documents are there, and sending them again is harmless.
     inventory.matches(manager);
     inventory.upsert('item-0');
     // With a timeout above the flush, the same items go again and the sync ends Ok.
-    expect(await agent.synchronizeModule(Mode.Delta, { timeoutMs: 1000 })).toMatchObject({
+    expect(await agent.synchronizeModule(Mode.Delta, { timeoutMs: 20_000 })).toMatchObject({
       ok: true,
       sent: 5,
     });
@@ -150,7 +163,7 @@ describe('messages handled out of order by the worker pool (workers)', () => {
   it('Delta syncs converge, with End overtaking data and the ReqRets that follow', async () => {
     const { manager, agent } = setup(
       { workers: 4, seed: 20261201, endAckDelayMs: 10 },
-      { timeoutMs: 500 },
+      { timeoutMs: 5000 },
     );
     const inventory = new Inventory(agent);
     let extraReqRets = false;
@@ -171,7 +184,7 @@ describe('messages handled out of order by the worker pool (workers)', () => {
 
 describe('duplicate EndAcks', () => {
   it('a retransmission that arrives during the flush gives a second EndAck, which changes nothing', async () => {
-    const { manager, agent, transport } = setup({ endAckDelayMs: 30 }, { timeoutMs: 500 });
+    const { manager, agent, transport } = setup({ endAckDelayMs: 30 }, { timeoutMs: 5000 });
     // The last DataValue of the first sync comes late: End gets a ReqRet for it, the resent copy
     // completes the session, and the late original arrives while the flush is pending.
     manager.inject({ type: 'DataValue', seq: 4, action: 'delay', delayMs: 15 });
@@ -205,19 +218,24 @@ describe('a sync that fails after the manager took its data', () => {
   // still reach the manager as a Delete (PROTOCOL.md section 5 row 8 would drop it as never
   // seen), or the document stays there for good and only a Check would notice.
   it('keeps the Delete of a document created in a sync whose EndAck came too late', async () => {
+    // Two End attempts of 100 ms against a 1 s flush (see the test above).
     const { manager, agent, transport } = setup(
-      { endAckDelayMs: 150, responseDelivery: 'microtask' },
-      { timeoutMs: 40, retries: 1 },
+      { endAckDelayMs: 1000, responseDelivery: 'microtask' },
+      { timeoutMs: 100, retries: 1 },
     );
     agent.persistDifference('x', Operation.Create, INDEX, doc('x'));
-    const syncing = agent.synchronizeModule(Mode.Delta);
+    let settled = false;
+    const syncing = agent.synchronizeModule(Mode.Delta).finally(() => {
+      settled = true;
+    });
     while (transport.count('DataValue') === 0) await sleep(1);
+    expect(settled, 'the Delete is persisted while the sync runs').toBe(false);
     agent.persistDifference('x', Operation.Delete, INDEX, '');
     expect(await syncing).toMatchObject({ ok: false, reason: 'timeout' });
     expect(agent.pendingCount).toBe(1);
-    await sleep(200);
+    await flushed(manager);
     expect(manager.documentCount(INDEX)).toBe(1); // the manager indexed x after all
-    expect(await agent.synchronizeModule(Mode.Delta, { timeoutMs: 1000 })).toMatchObject({
+    expect(await agent.synchronizeModule(Mode.Delta, { timeoutMs: 20_000 })).toMatchObject({
       ok: true,
       sent: 1,
     });
@@ -235,13 +253,23 @@ describe('an EndAck that arrives between two End attempts', () => {
   // the resent End reaches a manager that has forgotten the session, so the sync must not wait
   // for another answer, nor send everything again next time.
   it('counts an EndAck Ok that came during the backoff', async () => {
-    const { manager, agent } = setup(
-      // The EndAck comes 150 ms after the data, well inside the 300 ms between the attempts.
-      { endAckDelayMs: 150 },
-      { timeoutMs: 40, retries: 1, backoff: { minMs: 300, maxMs: 300 } },
+    const { manager, agent, transport } = setup(
+      // The first End attempt gives up after 200 ms; the EndAck comes 700 ms after that End,
+      // well inside the 1.5 s pause before the second attempt. The timers' order alone decides
+      // it (answers come as microtasks): only a stall of half a second could move it.
+      { endAckDelayMs: 700, responseDelivery: 'microtask' },
+      { timeoutMs: 200, retries: 1, backoff: { minMs: 1500, maxMs: 1500 } },
     );
     for (const id of ['a', 'b']) agent.persistDifference(id, Operation.Create, INDEX, doc(id));
     expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true, sent: 2 });
+    // Where the EndAck landed: after the first attempt's End timed out (a second End went out)
+    // and before that second End, so in the pause between them. The probe's End comes first.
+    expect(transport.timeline.filter((e) => e === '>End' || e === '<EndAck')).toEqual([
+      '>End',
+      '>End',
+      '<EndAck',
+      '>End',
+    ]);
     expect(manager.documentCount(INDEX)).toBe(2);
     expect(agent.pendingCount).toBe(0);
   });

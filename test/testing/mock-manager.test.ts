@@ -978,16 +978,17 @@ describe('MockManager delivery and robustness', () => {
     const peer = new Peer(newManager());
     const size = 100_000;
     const session = peer.start(WireMode.ModuleFull, size);
-    const started = performance.now();
+    // CPU time, which other processes keeping the cores busy do not stretch, as wall time is.
+    const before = process.cpuUsage();
     for (let seq = 0; seq < size; seq++) {
       peer.send(
         enc.dataValue(BigInt(seq), session, WireOperation.Upsert, `i${seq}`, 'idx', '{"v":1}'),
       );
     }
     peer.end(session);
-    const elapsed = performance.now() - started;
+    const used = process.cpuUsage(before);
     expect(peer.take()).toMatchObject([{ type: 'EndAck', status: Status.Ok }]);
     expect(peer.manager.documents()).toHaveLength(size);
-    expect(elapsed).toBeLessThan(10_000);
+    expect((used.user + used.system) / 1000).toBeLessThan(10_000);
   });
 });

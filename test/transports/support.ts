@@ -93,8 +93,11 @@ export function closed(socket: Socket): Promise<void> {
   });
 }
 
-/** Polls `check` until it holds or `timeoutMs` passes. */
-export async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
+/**
+ * Polls `check` until it holds or `timeoutMs` passes. The default is generous: only the outcome
+ * is tested, and a loaded machine may take seconds to deliver a local socket's events.
+ */
+export async function until(check: () => boolean, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) throw new Error('condition not met in time');

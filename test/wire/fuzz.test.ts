@@ -232,7 +232,9 @@ function mutate(input: Uint8Array, mutations: readonly Mutation[]): Uint8Array {
   return b;
 }
 
-describe('fuzzing the verifier and decoders', () => {
+// Tens of thousands of inputs: CPU-bound, so seconds longer when other processes share the
+// cores. Only the outcome is tested; the time limit is there to catch a hang.
+describe('fuzzing the verifier and decoders', { timeout: 120_000 }, () => {
   afterAll(() => {
     console.log(
       `fuzz total: ${stats.inputs} inputs, ${stats.verified} verified, ${stats.decoded} decoded`,

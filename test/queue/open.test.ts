@@ -220,7 +220,10 @@ describe('an instance from AgentSyncProtocol.open()', () => {
   });
 });
 
-/** A child process keeping a queue open (or a write lock) on `dbPath` for `holdMs`; resolves once it has it. */
+/**
+ * A child process keeping a queue open (or a write lock) on `dbPath` until SIGUSR2, then `holdMs`
+ * more; resolves once it has it.
+ */
 function holdInChild(
   dbPath: string,
   holdMs: number,
@@ -246,10 +249,13 @@ function holdInChild(
 describe('PersistentQueue.open()', () => {
   it('waits on timers for a queue another process holds', async () => {
     const dbPath = dbFile();
-    await holdInChild(dbPath, 500);
-    const { ticks } = ticker();
+    const holder = await holdInChild(dbPath, 0);
+    // The holder lets go only when told, from a timer: a blocking wait would never tell it.
+    const { ticks } = ticker((n) => {
+      if (n === 5) holder.kill('SIGUSR2');
+    });
     const queue = track(await PersistentQueue.open(dbPath, { busyTimeoutMs: 20_000 }));
-    expect(ticks()).toBeGreaterThanOrEqual(3);
+    expect(ticks()).toBeGreaterThanOrEqual(5);
     expect(queue.inspect().map((e) => e.id)).toEqual(['child']);
   });
 
@@ -271,7 +277,8 @@ describe('PersistentQueue.open()', () => {
     expect(committedAtTick).toBe(5);
     // Later statements wait for a lock as a constructed queue's do, not 0 ms as an attempt's:
     // a write while another process holds the lock for a moment succeeds once it is released.
-    await holdInChild(dbPath, 500, 'lock-child.ts');
+    const holder = await holdInChild(dbPath, 1500, 'lock-child.ts');
+    holder.kill('SIGUSR2'); // commits 1.5 s later, while persistMany waits inside SQLite
     queue.persistMany([{ id: 'a', operation: Operation.Create, index: 'i', data: doc('a') }]);
     expect(queue.inspect().map((e) => e.id)).toEqual(['a']);
   });

@@ -604,7 +604,7 @@ export class AgentSyncProtocol {
           );
           return toSyncResult(outcome);
         } finally {
-          this.#recovery.clear();
+          this.#fullSent(items);
         }
       }
       if (this.#unfinishedTake) {
@@ -852,6 +852,22 @@ export class AgentSyncProtocol {
   }
 
   /**
+   * After a Full attempt: its items may be on the manager now (whatever the outcome: data may
+   * have been indexed before a failure), so queued Creates of the same ids are no longer
+   * creations the manager never saw; a later Delete of one must be sent, not dropped with it.
+   * Then the buffer is cleared, as the reference does.
+   */
+  #fullSent(items: readonly { id: string }[]): void {
+    try {
+      if (items.length > 0) this.#queue.markSeen(items.map((item) => item.id));
+    } catch (error) {
+      this.#log('error', `could not mark the Full sync's items as sent: ${errorMessage(error)}`);
+    } finally {
+      this.#recovery.clear();
+    }
+  }
+
+  /**
    * synchronizeModule on the 5.0 wire. Delta: the queue in byte-cut sessions (see
    * FullSessionDriver.delta). Full: Cleans for the buffer's indices, then the buffer; the buffer
    * is cleared after the attempt, whatever its outcome, as on the seed wire.
@@ -876,7 +892,7 @@ export class AgentSyncProtocol {
           if (items.length === 0) return succeed(undefined, 0, 0);
           return toSyncResult5(await driver.full(items, session, report));
         } finally {
-          this.#recovery.clear();
+          this.#fullSent(items);
         }
       }
       if (this.#unfinishedTake) {

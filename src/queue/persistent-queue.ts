@@ -251,6 +251,8 @@ const SQL = {
     FROM persistent_queue WHERE ord <= ? ORDER BY ord`,
   clearDataContext: 'DELETE FROM persistent_queue WHERE data_context = 1',
   removeIndex: 'DELETE FROM persistent_queue WHERE idx = ?',
+  markSeen: `UPDATE persistent_queue SET create_status = ${EXISTING}
+    WHERE id = ? AND create_status <> ${EXISTING}`,
   takenCount: 'SELECT coalesce(max(pos), 0) FROM sync_take',
   updatedCount: 'SELECT count(*) FROM persistent_queue WHERE updated = 1',
   // Pending rows, counted up to a limit: a session leaves most of the queue Pending, and counting
@@ -614,6 +616,28 @@ export class PersistentQueue {
         .immediate();
     } catch (err) {
       throw this.#wrap('clear DataContext rows', err);
+    }
+  }
+
+  /**
+   * Marks the rows of `ids` as items the manager may hold (create status Existing), so a later
+   * Delete of one is sent instead of dropped with its Create as "never sent". For a Full sync,
+   * whose items reach the manager outside the queue. Returns how many rows changed.
+   */
+  markSeen(ids: Iterable<string>): number {
+    const o = this.#live('mark items seen');
+    this.#flush(o, 'mark items seen');
+    const { s } = o;
+    try {
+      return o.db
+        .transaction(() => {
+          let changed = 0;
+          for (const id of ids) changed += s.markSeen.run(id).changes;
+          return changed;
+        })
+        .immediate();
+    } catch (err) {
+      throw this.#wrap('mark items seen', err);
     }
   }
 

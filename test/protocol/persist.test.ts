@@ -281,6 +281,22 @@ describe('persistDifferences', () => {
   });
 });
 
+describe('a Full sync and the queue', () => {
+  it('sends a Delete of an item a Full sync sent while its Create was still queued', async () => {
+    const { agent, manager } = agentAt(dbFile());
+    agent.persistDifference('x', Operation.Create, 'idx', doc('x'));
+    agent.persistDifferenceInMemory('x', Operation.Modify, 'idx', doc('x'));
+    expect(await agent.synchronizeModule(Mode.Full)).toMatchObject({ ok: true });
+    expect(manager.documentCount('idx')).toBe(1);
+    agent.persistDifference('x', Operation.Delete, 'idx', '');
+    expect(agent.pendingCount).toBe(1); // not dropped with its Create as "never sent"
+    expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true });
+    expect(manager.documentCount('idx')).toBe(0);
+    await agent.close();
+    await manager.close();
+  });
+});
+
 describe('documents the manager stores intact (it drops their first byte)', () => {
   const refused: Array<[string, string, RegExp]> = [
     ['an empty object', '{}', /empty object/],

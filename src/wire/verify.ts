@@ -1,3 +1,15 @@
+import {
+  buf,
+  countTables,
+  fieldOffset,
+  follow,
+  len,
+  MAX_BUFFER_SIZE,
+  vectorLength,
+  verifyBuffer,
+  verifyString,
+  verifyTableStart,
+} from './flatbuffers-verifier.js';
 import { MessageType } from './generated/wazuh/sync-schema/message-type.js';
 
 // A FlatBuffers verifier for schemas/inventorySync.fbs. The JS runtime has
@@ -21,11 +33,6 @@ import { MessageType } from './generated/wazuh/sync-schema/message-type.js';
 // uses plain numbers on values < 2^32, so nothing overflows. Nothing here
 // allocates, throws on bad input, or iterates more than the buffer's size
 // allows (and at most MAX_TABLES elements in total).
-
-/** FLATBUFFERS_MAX_BUFFER_SIZE: C++ verifiers reject buffers of this size or more. */
-const MAX_BUFFER_SIZE = 0x7fff_ffff;
-/** Like the C++ Verifier's default max_tables: caps the work on one buffer. */
-const MAX_TABLES = 1_000_000;
 
 // Field kinds of the schema.
 const SCALAR = 0; // u8/i8/bool/u64, checked for bounds and alignment only
@@ -95,108 +102,19 @@ CONTENT[MessageType.ReqRet] = [
   u64(1), // session
 ];
 
-const EMPTY = new Uint8Array(0);
-
-// State of the running verification. verifyMessage is synchronous and not
-// re-entrant, so module-level state avoids allocating a context per call.
-let buf: Uint8Array = EMPTY;
-let len = 0;
-let tables = 0;
-
-function u16(at: number): number {
-  return (buf[at] as number) | ((buf[at + 1] as number) << 8);
-}
-
-/** Unsigned 32-bit read; the caller has checked the 4 bytes are in bounds. */
-function u32(at: number): number {
-  return (
-    ((buf[at] as number) |
-      ((buf[at + 1] as number) << 8) |
-      ((buf[at + 2] as number) << 16) |
-      ((buf[at + 3] as number) << 24)) >>>
-    0
-  );
-}
-
-/** C++ Verifier::Verify(elem, elem_len): `size` bytes at `at` lie inside the buffer. */
-function inBounds(at: number, size: number): boolean {
-  return size < len && at >= 0 && at <= len - size;
-}
-
-/**
- * C++ Verifier::VerifyOffset: the uoffset stored at `at` is aligned, in bounds,
- * non-zero, < 2^31 and lands inside the buffer. Returns the target or -1.
- */
-function follow(at: number): number {
-  if ((at & 3) !== 0 || !inBounds(at, 4)) return -1;
-  const o = u32(at);
-  if (o === 0 || o > 0x7fff_ffff) return -1;
-  const target = at + o;
-  return inBounds(target, 1) ? target : -1;
-}
-
-/**
- * C++ VerifyVectorOrString: aligned length word, no size overflow, all
- * elements inside the buffer. Returns the element count or -1.
- */
-function vectorLength(at: number, elemSize: number): number {
-  if ((at & 3) !== 0 || !inBounds(at, 4)) return -1;
-  const n = u32(at);
-  if (n >= Math.floor(MAX_BUFFER_SIZE / elemSize)) return -1;
-  return inBounds(at, 4 + n * elemSize) ? n : -1;
-}
-
-function verifyString(at: number): boolean {
-  const n = vectorLength(at, 1);
-  if (n < 0) return false;
-  const end = at + 4 + n;
-  return inBounds(end, 1) && buf[end] === 0;
-}
-
 /** Shared by vectors of strings and of tables: verify each element through its offset. */
 function verifyOffsetVector(at: number, table: TableDesc | undefined): boolean {
   const n = vectorLength(at, 4);
   if (n < 0) return false;
   // Tables count themselves; strings count here, so vectors of either are
   // capped (C++ only counts tables).
-  if (table === undefined) {
-    tables += n;
-    if (tables > MAX_TABLES) return false;
-  }
+  if (table === undefined && !countTables(n)) return false;
   for (let i = 0, p = at + 4; i < n; i++, p += 4) {
     const target = follow(p);
     if (target < 0) return false;
     if (table === undefined ? !verifyString(target) : !verifyTable(target, table)) return false;
   }
   return true;
-}
-
-/**
- * C++ VerifyTableStart + generated Table::Verify. Returns the vtable position
- * (so the caller can read union fields) or -1.
- */
-function verifyTableStart(at: number): number {
-  if (++tables > MAX_TABLES) return -1;
-  if ((at & 3) !== 0 || !inBounds(at, 4)) return -1;
-  // soffset: signed, vtable = table - soffset (may lie before or after).
-  const vtable = at - (u32(at) | 0);
-  if ((vtable & 1) !== 0 || !inBounds(vtable, 4)) return -1;
-  const vtableSize = u16(vtable);
-  if ((vtableSize & 1) !== 0 || vtableSize < 4 || vtableSize >= 0x8000) return -1;
-  if (!inBounds(vtable, vtableSize)) return -1;
-  const tableSize = u16(vtable + 2);
-  if (tableSize < 4 || tableSize >= 0x8000 || !inBounds(at, tableSize)) return -1;
-  return vtable;
-}
-
-/** Offset of a field inside its table, or 0 when absent; -1 when it breaks the table. */
-function fieldOffset(vtable: number, slot: number, size: number): number {
-  if (slot >= u16(vtable)) return 0;
-  const offset = u16(vtable + slot);
-  if (offset === 0) return 0;
-  // Inside the table (after its soffset, within its inline size). The
-  // vtable's table size was bounds-checked, so this keeps it in the buffer.
-  return offset >= 4 && offset + size <= u16(vtable + 2) ? offset : -1;
 }
 
 function verifyTable(at: number, desc: TableDesc): boolean {
@@ -257,16 +175,5 @@ function verifyRoot(): MessageType | null {
  * alignment is checked relative to its first byte.
  */
 export function verifyMessage(bytes: Uint8Array): MessageType | null {
-  try {
-    buf = bytes;
-    len = bytes.length;
-    tables = 0;
-    return verifyRoot();
-  } catch {
-    // Unreachable for any Uint8Array; kept so the "never throws" promise holds
-    // even if a caller passes something that only looks like one.
-    return null;
-  } finally {
-    buf = EMPTY; // don't keep the caller's buffer alive
-  }
+  return verifyBuffer(bytes, verifyRoot);
 }

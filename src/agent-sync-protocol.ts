@@ -593,6 +593,8 @@ export class AgentSyncProtocol {
         const items = this.#recovery.snapshot();
         try {
           if (items.length === 0) return succeed(undefined, 0, 0);
+          const unmarked = this.#fullStarting(items);
+          if (unmarked) return unmarked;
           const outcome = await (this.#driver as SessionDriver).run(
             {
               mode: WireMode.ModuleFull,
@@ -604,7 +606,8 @@ export class AgentSyncProtocol {
           );
           return toSyncResult(outcome);
         } finally {
-          this.#fullSent(items);
+          // Cleared after the attempt, whatever its outcome, as the reference does.
+          this.#recovery.clear();
         }
       }
       if (this.#unfinishedTake) {
@@ -852,18 +855,23 @@ export class AgentSyncProtocol {
   }
 
   /**
-   * After a Full attempt: its items may be on the manager now (whatever the outcome: data may
-   * have been indexed before a failure), so queued Creates of the same ids are no longer
-   * creations the manager never saw; a later Delete of one must be sent, not dropped with it.
-   * Then the buffer is cleared, as the reference does.
+   * Before a Full sends anything: its items may reach the manager at any point of the sync
+   * (whatever its outcome: data may be indexed before a failure), so queued Creates of the same
+   * ids are no longer creations the manager never saw, and a Delete of one, even one persisted
+   * while the Full is in flight, must be sent, not dropped with the Create. Marked before the
+   * first message: marked after it, a Delete landing mid-Full dropped the Create the Full then
+   * sent, and the document came back (test/reliability/full-session-model.test.ts, seed
+   * 3888027734). Returns a failure, and nothing is sent, when the queue cannot be written.
    */
-  #fullSent(items: readonly { id: string }[]): void {
+  #fullStarting(items: readonly { id: string }[]): SyncFailure | undefined {
     try {
-      if (items.length > 0) this.#queue.markSeen(items.map((item) => item.id));
+      this.#queue.markSeen(items.map((item) => item.id));
+      return undefined;
     } catch (error) {
-      this.#log('error', `could not mark the Full sync's items as sent: ${errorMessage(error)}`);
-    } finally {
-      this.#recovery.clear();
+      return fail(
+        'storage',
+        `could not mark the Full sync's items as sent, so nothing was sent: ${errorMessage(error)}`,
+      );
     }
   }
 
@@ -890,9 +898,10 @@ export class AgentSyncProtocol {
         const items = this.#recovery.snapshot();
         try {
           if (items.length === 0) return succeed(undefined, 0, 0);
-          return toSyncResult5(await driver.full(items, session, report));
+          return this.#fullStarting(items) ?? toSyncResult5(await driver.full(items, session, report));
         } finally {
-          this.#fullSent(items);
+          // Cleared after the attempt, whatever its outcome, as the reference does.
+          this.#recovery.clear();
         }
       }
       if (this.#unfinishedTake) {

@@ -295,6 +295,37 @@ describe('a Full sync and the queue', () => {
     await agent.close();
     await manager.close();
   });
+
+  it('sends a Delete persisted while the Full sync that carries the item is in flight', async () => {
+    const manager = new MockManager();
+    const inner = manager.transport('fim');
+    let onFirstSend: (() => void) | undefined;
+    const agent = new AgentSyncProtocol({
+      moduleName: 'fim',
+      dbPath: dbFile(),
+      transport: {
+        start: () => inner.start(),
+        send(message: Uint8Array, moduleName: string) {
+          const during = onFirstSend;
+          onFirstSend = undefined;
+          during?.();
+          inner.send(message, moduleName);
+        },
+        onResponse: (listener: (message: Uint8Array) => void) => inner.onResponse(listener),
+      },
+    });
+    agent.persistDifference('x', Operation.Create, 'idx', doc('x'));
+    agent.persistDifferenceInMemory('x', Operation.Modify, 'idx', doc('x'));
+    // The module deletes the item as the Full's Start goes out: the Full still sends it.
+    onFirstSend = () => agent.persistDifference('x', Operation.Delete, 'idx', '');
+    expect(await agent.synchronizeModule(Mode.Full)).toMatchObject({ ok: true });
+    expect(manager.documentCount('idx')).toBe(1);
+    expect(agent.pendingCount).toBe(1); // not dropped with its Create as "never sent"
+    expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true });
+    expect(manager.documentCount('idx')).toBe(0);
+    await agent.close();
+    await manager.close();
+  });
 });
 
 describe('documents the manager stores intact (it drops their first byte)', () => {

@@ -95,36 +95,18 @@ async function run(seed: number, steps: number): Promise<void> {
   /** A Full failed since the last Full that went through: its Cleans may have landed. */
   let fullDirty = false;
   const trace: string[] = [];
-  /** Ids created since the queue was last seen empty: their row may still be a New Create. */
-  const created = new Set<string>();
-  /**
-   * Ids a Full sent while their Create may still be queued. The library now marks them sent (see
-   * the test below), but without this rule seed 3887679298 still ends with a deleted id back on
-   * the manager after a reopen and a second Full (not yet understood), so until the queue drains
-   * the module changes them but does not delete them.
-   */
-  const exposed = new Set<string>();
-  const drained = () => {
-    if (agent.pendingCount === 0) {
-      created.clear();
-      exposed.clear();
-    }
-  };
-
   const persist = (): void => {
     const id = pick(IDS);
     const held = state.has(id);
     const r = rand();
     // Create means "new to the manager": only for an id the module does not hold.
-    let op: ChangeOperation = held
+    const op: ChangeOperation = held
       ? r < 0.7
         ? Operation.Modify
         : Operation.Delete
       : r < 0.8
         ? Operation.Create
         : Operation.Delete;
-    if (op === Operation.Delete && exposed.has(id)) op = Operation.Modify;
-    if (op === Operation.Create) created.add(id);
     const v = rand() < 0.25 ? 0 : ++version;
     const data = makeDocument(id, ++tag, v);
     agent.persistDifference(id, op, INDEX, data, v);
@@ -216,13 +198,11 @@ async function run(seed: number, steps: number): Promise<void> {
               expectedDocuments5(state),
             );
           }
-          drained();
         } else if (r < 0.86) {
           if (state.size === 0) continue; // nothing to send: no Cleans either
           counts.fulls++;
           for (const [id, item] of state) {
             agent.persistDifferenceInMemory(id, Operation.Modify, INDEX, item.data);
-            if (created.has(id)) exposed.add(id);
           }
           const result = await agent.synchronizeModule(Mode.Full, options);
           trace.push(`full(${fault}) -> ${result.ok ? 'ok' : result.reason}`);
@@ -314,6 +294,34 @@ describe('5.0 wire: a Full sync and the queue', () => {
       expect(await agent.synchronizeModule(Mode.Full, FAST)).toMatchObject({ ok: true });
       expect(Object.keys(managerDocuments5(manager))).toEqual(['x']);
       agent.persistDifference('x', Operation.Delete, INDEX, data, 2);
+      expect(await agent.synchronizeModule(Mode.Delta, FAST)).toMatchObject({ ok: true });
+      expect(managerDocuments5(manager)).toEqual({});
+    } finally {
+      await agent.close();
+      await manager.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a Delete persisted while a Full carrying its still-queued Create is in flight reaches the manager', async () => {
+    // Seed 3888027734: the Create is queued (never sent), the Full's buffer holds the item, and
+    // the module deletes it during the Full's first session. Dropped with the queued Create as
+    // never sent, the Delete was lost and the Full's copy of the document stayed.
+    const dir = mkdtempSync(join(tmpdir(), 'reliability-fs-model-'));
+    const manager = new MockManager({ seed: 12 });
+    const transport = new Wrapper(manager.sessionTransport(AGENT_ID));
+    const agent = openAgent5(join(dir, 'queue.db'), transport);
+    try {
+      const data = makeDocument('x', 1, 1);
+      agent.persistDifference('x', Operation.Create, INDEX, data, 1);
+      agent.persistDifferenceInMemory('x', Operation.Modify, INDEX, data);
+      transport.during = (when) => {
+        if (when !== 'before') return;
+        transport.during = undefined;
+        agent.persistDifference('x', Operation.Delete, INDEX, data, 2);
+      };
+      expect(await agent.synchronizeModule(Mode.Full, FAST)).toMatchObject({ ok: true });
+      expect(Object.keys(managerDocuments5(manager))).toEqual(['x']);
       expect(await agent.synchronizeModule(Mode.Delta, FAST)).toMatchObject({ ok: true });
       expect(managerDocuments5(manager)).toEqual({});
     } finally {

@@ -3,6 +3,27 @@
 // Composed as the reference module does (wazuh/wazuh f838614611,
 // src/shared_modules/sync_protocol/src/sync_socket_transport.cpp: sendSession, checkStatus;
 // src/agent_sync_protocol.cpp: runSession's hand-off retries and result wait).
+//
+// Where the reference code says more than, or other than, /work/shared/FULLSESSION.md ("How
+// it travels"), the code was followed:
+// - agentd refusing a session because its /stateful queue (64 sessions) is full also reports
+//   `HCRESULT:<n>:503:` for it (src/client-agent/https_client/src/httpsClientFacade.cpp,
+//   startSyncIntake), on another socket than the 0 byte; the page names only the byte. The
+//   reference keeps such a result and fails the retried hand-off with it; here a result that
+//   came before a refusal is dropped with it, and one that comes later may still be taken as
+//   the retry's answer (a 503: the protocol sends the session again).
+// - The intake answers 0 for a malformed frame too (bad magic, id, length; syncFrame.cpp), not
+//   only for a full queue.
+// - HCRESULT status 0 is agentd's "no HTTP answer at all" (timeout, connection, TLS; the
+//   reference's applyHttpResult case 0); it comes after agentd's own 5 POST attempts
+//   (statefulStream.cpp, STATEFUL_MAX_ATTEMPTS).
+// - The reference's parseResponseBuffer returns true for a stale result ("an expected race");
+//   here it returns false, the result having matched nothing. Both log it at debug.
+// - The reference pauses 1 s after every failed hand-off, the last one included, before it
+//   gives up; here the last failure rejects at once.
+// - agentd finds the module by splitting the id at its last '-' and wants only digits after
+//   it (https_client_bridge.c, bridge_module_of_session): an id of another shape gets no
+//   result even for a module in the table, so send refuses such ids.
 import { createConnection, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LogFunction, Logger } from '../interfaces/logger.js';

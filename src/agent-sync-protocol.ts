@@ -811,8 +811,8 @@ export class AgentSyncProtocol {
       this.#log(
         'warn',
         receiver === undefined
-          ? "parseResponseBuffer got a response, but on the 'fullSession' wire answers come back from the SessionTransport and this one takes no HCRESULT reports"
-          : "parseResponseBuffer on the 'fullSession' wire takes only HCRESULT reports",
+          ? "parseResponseBuffer is for the seed wire and agentd's HCRESULT reports; on the 'fullSession' wire answers come back from the SessionTransport, and this one takes no HCRESULT reports"
+          : "parseResponseBuffer on the 'fullSession' wire takes only agentd's HCRESULT reports, not bytes of the seed wire",
         { bytes: message.length },
       );
       return false;

@@ -16,9 +16,6 @@ export const SYNC_FRAME_ACCEPTED = 1;
 /** The status byte of a session agentd did not take (it is still the module's). */
 export const SYNC_FRAME_REFUSED = 0;
 
-/** The path of the intake socket under the agent's home: `queue/sockets/queue-sync` (SYNCQUEUE). */
-export const QUEUE_SYNC_SOCKET = 'queue/sockets/queue-sync';
-
 const HEADER_FIXED_BYTES = 4 + 4 + 8;
 
 /** Whether `id` is a session id agentd takes: `[0-9A-Za-z._-]`, 1 to 256 bytes (isValidSessionId). */

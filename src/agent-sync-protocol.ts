@@ -21,7 +21,7 @@ import type {
   SyncResult,
   SyncSuccess,
 } from './interfaces/results.js';
-import type { SessionTransport } from './interfaces/session-transport.js';
+import type { SessionResultReceiver, SessionTransport } from './interfaces/session-transport.js';
 import type { SyncStats } from './interfaces/stats.js';
 import type { MQueueTransport } from './interfaces/transport.js';
 import { toLogFunction } from './logging.js';
@@ -44,6 +44,7 @@ import { errorMessage, SyncError } from './session/sync-error.js';
 import { TransportLink } from './transports/transport-link.js';
 import { decodeManagerResponse } from './wire/decode.js';
 import { Status, WireMode } from './wire/index.js';
+import { isHcResult, parseHcResult } from './wire-5/hc-result.js';
 
 const FAILURE_REASONS: readonly SyncFailureReason[] = [
   'invalid-mode',
@@ -170,6 +171,8 @@ export class AgentSyncProtocol {
   readonly #link: TransportLink | undefined;
   /** 5.0 wire only. */
   readonly #driver5: FullSessionDriver | undefined;
+  /** 5.0 wire only: the transport, when agentd's HCRESULT reports are its answers. */
+  readonly #resultReceiver: SessionResultReceiver | undefined;
   readonly #outcomes = {
     ok: 0,
     retransmitted: 0,
@@ -239,6 +242,10 @@ export class AgentSyncProtocol {
     try {
       if (this.#wire === 'fullSession') {
         const metadata = { ...this.#metadata, osplatform: info.osPlatform };
+        const receiver = transport as Partial<SessionResultReceiver>;
+        if (typeof receiver.receiveResult === 'function') {
+          this.#resultReceiver = receiver as SessionResultReceiver;
+        }
         this.#driver5 = new FullSessionDriver(
           transport as SessionTransport,
           { moduleName, clusterName: options.clusterName as string, metadata: () => metadata },
@@ -772,21 +779,21 @@ export class AgentSyncProtocol {
    * Feed a response from the manager (the bytes after `<module>_sync `). Not needed for a
    * transport with `onResponse`, whose responses come here by themselves.
    *
-   * @returns false when the bytes are not a valid protocol message or the instance is closed;
-   *   true otherwise, whether or not the running sync was waiting for it. Never throws.
+   * On the `'fullSession'` wire the only responses are the agent daemon's reports of a
+   * session's HTTP outcome, `HCRESULT:<session number>:<status>:<body>`: a well-formed one is
+   * handed to the transport when it is a `SessionResultReceiver` (as `QueueSyncTransport` is),
+   * with this instance's `moduleName`; anything else is logged and refused.
+   *
+   * @returns false when the bytes are not a valid protocol message or the instance is closed.
+   *   On the seed wire true otherwise, whether or not the running sync was waiting for it; on
+   *   the `'fullSession'` wire true only when the result matched a session the transport
+   *   waits for (a stale one is false). Never throws.
    * @example
    * listener.on('message', (bytes) => sync.parseResponseBuffer(bytes));
    */
   parseResponseBuffer(message: Uint8Array): boolean {
     if (this.#closed || !(message instanceof Uint8Array)) return false;
-    if (this.#wire === 'fullSession') {
-      this.#log(
-        'warn',
-        "parseResponseBuffer is for the seed wire; on the 'fullSession' wire answers come back from the SessionTransport",
-        { bytes: message.length },
-      );
-      return false;
-    }
+    if (this.#wire === 'fullSession') return this.#parseHcResult(message);
     const response = decodeManagerResponse(message);
     if (response === null) {
       this.#log(
@@ -798,6 +805,36 @@ export class AgentSyncProtocol {
     }
     this.#driver?.deliver(response);
     return true;
+  }
+
+  /** parseResponseBuffer on the 5.0 wire: an HCRESULT report, handed to the transport. */
+  #parseHcResult(message: Uint8Array): boolean {
+    const receiver = this.#resultReceiver;
+    if (!isHcResult(message) || receiver === undefined) {
+      this.#log(
+        'warn',
+        receiver === undefined
+          ? "parseResponseBuffer is for the seed wire and agentd's HCRESULT reports; on the 'fullSession' wire answers come back from the SessionTransport, and this one takes no HCRESULT reports"
+          : "parseResponseBuffer on the 'fullSession' wire takes only agentd's HCRESULT reports, not bytes of the seed wire",
+        { bytes: message.length },
+      );
+      return false;
+    }
+    const result = parseHcResult(message);
+    if (result === null) {
+      this.#log('debug', `rejected a malformed HCRESULT report of ${message.length} bytes`, {
+        bytes: message.length,
+      });
+      return false;
+    }
+    try {
+      return receiver.receiveResult({ moduleName: this.moduleName, ...result }) === true;
+    } catch (error) {
+      this.#log('error', `the transport threw on an HCRESULT report: ${errorMessage(error)}`, {
+        session: result.sessionNumber,
+      });
+      return false;
+    }
   }
 
   /**

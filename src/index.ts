@@ -34,6 +34,8 @@ export type {
 export type {
   SessionAnswer,
   SessionRequest,
+  SessionResult,
+  SessionResultReceiver,
   SessionTransport,
 } from './interfaces/session-transport.js';
 export type { SyncStats } from './interfaces/stats.js';
@@ -41,6 +43,12 @@ export type { MQueueTransport } from './interfaces/transport.js';
 export { StorageError } from './queue/storage-error.js';
 export { ClosedError } from './session/closed-error.js';
 export { type InProcessHandler, InProcessTransport } from './transports/in-process.js';
+export {
+  AGENTD_ACCEPTED_ANSWER,
+  QUEUE_SYNC_RESULT_MODULES,
+  QueueSyncTransport,
+  type QueueSyncTransportOptions,
+} from './transports/queue-sync-transport.js';
 export {
   type TcpReconnectOptions,
   TcpTransport,

@@ -59,3 +59,36 @@ export interface SessionTransport {
    */
   send(session: SessionRequest, signal: AbortSignal): Promise<SessionAnswer>;
 }
+
+/**
+ * The manager's answer to one session as the Wazuh 5.0 agent daemon reports it back to the
+ * module: `HCRESULT:<session number>:<http status>:<body>` on the module's command socket,
+ * behind its `<module>_sync ` header.
+ */
+export interface SessionResult {
+  /** The module whose command socket carried the result (the `AgentSyncProtocol`'s `moduleName`). */
+  moduleName: string;
+  /** The decimal part of the session id (`<module>-<number>`), without leading zeros. */
+  sessionNumber: string;
+  /**
+   * The HTTP status agentd got from the manager, after its own retries; 0 when it got no HTTP
+   * answer at all (timeout, connection or TLS failure).
+   */
+  status: number;
+  /** The manager's response body (JSON text, may be empty), for the logs. */
+  body: string;
+}
+
+/**
+ * A {@link SessionTransport} whose answers arrive apart from `send`, as agentd's HCRESULT
+ * reports do: `AgentSyncProtocol.parseResponseBuffer` hands each well-formed result on the
+ * `'fullSession'` wire to its transport's `receiveResult` when it has one.
+ * `QueueSyncTransport` is one.
+ */
+export interface SessionResultReceiver {
+  /**
+   * Take one result. Returns true when a `send` was waiting for it (it settles with it), false
+   * for a stale or unknown session (nothing changes). Must not throw.
+   */
+  receiveResult(result: SessionResult): boolean;
+}

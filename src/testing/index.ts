@@ -7,6 +7,12 @@ export { type InProcessHandler, InProcessTransport } from '../transports/in-proc
  * forces one. The wire's own enum, documented member by member in the schema.
  */
 export { Status } from '../wire/index.js';
+export {
+  AgentdIntake,
+  type AgentdIntakeOptions,
+  type AgentdIntakeSession,
+  type AgentdIntakeStats,
+} from './agentd-intake.js';
 export { isAgentScopedStateIndex } from './full-session-front.js';
 
 export {

@@ -84,7 +84,9 @@ export interface HttpSessionTransportOptions {
    * `'zstd'`: send bodies zstd-compressed (`Content-Encoding: zstd`), signed as compressed; a
    * 415 resends uncompressed and turns compression off for this transport. Default `'none'`
    * (the reference's default too). Needs `zstdCompress` or a runtime whose `node:zlib` has
-   * `zstdCompressSync` (Node >= 22.15): otherwise the constructor throws.
+   * `zstdCompressSync` (Node >= 22.15): otherwise the constructor throws. Only remoted decodes
+   * zstd: the manager module reached over `socketPath` takes the compressed bytes as the
+   * session and answers 400.
    */
   compression?: 'none' | 'zstd';
   /** A zstd compressor for runtimes without one in `node:zlib` (e.g. from a native binding). */
@@ -256,6 +258,13 @@ export class HttpSessionTransport implements SessionTransport {
     this.#log = toLogFunction(options.logger, `http session transport ${where}: `, {
       component: 'http-session-transport',
     });
+    if (this.#compressing && options.socketPath !== undefined) {
+      // Seen on the real module (f838614611): it ignores Content-Encoding and answers 400.
+      this.#log(
+        'warn',
+        "compression 'zstd' over a Unix socket: the manager module does not decode zstd (remoted does), it answers 400",
+      );
+    }
   }
 
   /** Whether bodies are still sent compressed (false from the first 415 on). */

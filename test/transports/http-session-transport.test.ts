@@ -46,11 +46,7 @@ interface Recorded {
   body: Buffer;
 }
 
-type Responder = (
-  request: Recorded,
-  res: ServerResponse,
-  socket: Socket,
-) => void | Promise<void>;
+type Responder = (request: Recorded, res: ServerResponse, socket: Socket) => void | Promise<void>;
 
 interface Rig {
   requests: Recorded[];

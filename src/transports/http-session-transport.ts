@@ -292,8 +292,10 @@ export class HttpSessionTransport implements SessionTransport {
     let compressionRetried = false;
     let result: Attempt | undefined;
     for (let attempt = 1; attempt <= this.#attempts; attempt++) {
-      const once = () =>
-        this.#attemptOnce(session, this.#compressing ? compressed : undefined, signal);
+      const once = async (): Promise<Attempt> =>
+        this.#closed
+          ? { error: new Error('HttpSessionTransport is closed'), compressed: false }
+          : this.#attemptOnce(session, this.#compressing ? compressed : undefined, signal);
       result = await once();
       // The two one-shot resends of the reference, in whichever order they come.
       for (;;) {

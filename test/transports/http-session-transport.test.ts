@@ -10,7 +10,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
@@ -498,6 +498,37 @@ describe('HttpSessionTransport: answers as the sync sees them', () => {
 });
 
 describe('HttpSessionTransport: connections', () => {
+  it('head and body leave in one write, on a new and on a reused connection', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'http-st-raw-'));
+    const socketPath = join(dir, 'raw.sock');
+    const firstChunks: string[] = [];
+    const server = createNetServer((socket) => {
+      let first = true;
+      socket.on('data', (chunk: Buffer) => {
+        if (first) firstChunks.push(chunk.toString('latin1'));
+        first = false;
+        if (!chunk.toString('latin1').endsWith('BODY-END')) return;
+        first = true;
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n{}');
+      });
+    });
+    await new Promise<void>((r) => server.listen(socketPath, r));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    cleanup.push(() => new Promise<void>((r) => server.close(() => r())));
+    const t = new HttpSessionTransport({ socketPath, agentId: '001' });
+    cleanup.push(() => t.close());
+    for (let i = 0; i < 2; i++) {
+      expect(await t.send(session(`${'b'.repeat(1000)}BODY-END`), never)).toMatchObject({
+        status: 200,
+      });
+    }
+    expect(firstChunks).toHaveLength(2);
+    for (const chunk of firstChunks) {
+      expect(chunk.startsWith('POST /stateful HTTP/1.1\r\n')).toBe(true);
+      expect(chunk.endsWith(`\r\n\r\n${'b'.repeat(1000)}BODY-END`)).toBe(true);
+    }
+  });
+
   it('keep-alive: several sessions over one connection', async () => {
     const r = await rig();
     const agent = agentOn(transport(r));

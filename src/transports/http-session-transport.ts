@@ -111,9 +111,7 @@ export interface HttpSessionTransportOptions {
 }
 
 /** One attempt's end: the manager's answer, or why none came. */
-type Attempt =
-  | { answer: SessionAnswer; compressed: boolean }
-  | { error: Error; compressed: boolean };
+type Attempt = { answer: SessionAnswer } | { error: Error };
 
 function positiveInt(name: string, value: number | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
@@ -294,7 +292,7 @@ export class HttpSessionTransport implements SessionTransport {
     for (let attempt = 1; attempt <= this.#attempts; attempt++) {
       const once = async (): Promise<Attempt> =>
         this.#closed
-          ? { error: new Error('HttpSessionTransport is closed'), compressed: false }
+          ? { error: new Error('HttpSessionTransport is closed') }
           : this.#attemptOnce(session, this.#compressing ? compressed : undefined, signal);
       result = await once();
       // The two one-shot resends of the reference, in whichever order they come.
@@ -379,7 +377,7 @@ export class HttpSessionTransport implements SessionTransport {
         this.#live.delete(request);
         resolve(result);
       };
-      const fail = (error: Error) => finish({ error, compressed: isCompressed });
+      const fail = (error: Error) => finish({ error });
       const request = this.#request({
         method: 'POST',
         protocol: this.url.protocol,
@@ -424,7 +422,6 @@ export class HttpSessionTransport implements SessionTransport {
               ...(text ? { body: text } : {}),
               ...(retryAfter === undefined ? {} : { retryAfterSeconds: retryAfter }),
             },
-            compressed: isCompressed,
           });
         });
       });

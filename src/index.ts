@@ -42,6 +42,16 @@ export type { SyncStats } from './interfaces/stats.js';
 export type { MQueueTransport } from './interfaces/transport.js';
 export { StorageError } from './queue/storage-error.js';
 export { ClosedError } from './session/closed-error.js';
+export {
+  BACKOFF_BASE_MS,
+  BACKOFF_CAP_MS,
+  type HttpSessionRetryOptions,
+  type HttpSessionTlsOptions,
+  HttpSessionTransport,
+  type HttpSessionTransportOptions,
+  STATEFUL_MAX_ATTEMPTS,
+  STATEFUL_TIMEOUT_MS,
+} from './transports/http-session-transport.js';
 export { type InProcessHandler, InProcessTransport } from './transports/in-process.js';
 export {
   AGENTD_ACCEPTED_ANSWER,
@@ -49,6 +59,21 @@ export {
   QueueSyncTransport,
   type QueueSyncTransportOptions,
 } from './transports/queue-sync-transport.js';
+export {
+  AesCmac,
+  aesCmac,
+  canonicalRequestHead,
+  DEFAULT_MAX_FUTURE_SKEW_SECONDS,
+  DEFAULT_MAX_REQUEST_AGE_SECONDS,
+  parseAgentKey,
+  SIGNATURE_PROTOCOL_VERSION,
+  type SignatureRefusal,
+  type SignatureVerdict,
+  type SignRequestInput,
+  signRequest,
+  type VerifyRequestInput,
+  verifyRequestSignature,
+} from './transports/request-signature.js';
 export {
   type TcpReconnectOptions,
   TcpTransport,

@@ -7,11 +7,35 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { Builder } from 'flatbuffers';
-import { AgentSyncProtocol, Mode, Operation } from '../src/index.js';
+import { AgentSyncProtocol, Mode, Operation, type SessionTransport } from '../src/index.js';
+import {
+  DEFAULT_MAX_SESSION_BYTES,
+  estimateItemBytes,
+  SESSION_OVERHEAD_BYTES,
+  sessionBudget,
+} from '../src/queue/sessions.js';
 import { MockManager } from '../src/testing/index.js';
 import { DataValue } from '../src/wire/generated/wazuh/sync-schema/data-value.js';
 import { MessageEncoder, verifyMessage, WireOperation } from '../src/wire/index.js';
-import { changes, documentOf, INDEX, median, scratch, seconds } from './workload.js';
+import {
+  type DataValueInput,
+  FullSessionEncoder,
+  type StartFields,
+  Mode as WireMode5,
+  Operation as WireOperation5,
+  Option as WireOption5,
+} from '../src/wire-5/index.js';
+import {
+  AcceptingSessionTransport,
+  changes,
+  deltaUntilEmpty,
+  documentOf,
+  FULL_SESSION,
+  INDEX,
+  median,
+  scratch,
+  seconds,
+} from './workload.js';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -134,6 +158,21 @@ const batch = await paired(
 );
 const { a: persist_batch_per_s, b: raw_sqlite_batch_per_s, ratio: persist_batch_over_raw } = batch;
 
+/** A plain table holding `changes(0, n)`, as the raw pipelines read it. */
+function rawQueue(dir: string, n: number): Database.Database {
+  const db = new Database(join(dir, 'raw.db'));
+  db.pragma('journal_mode = WAL');
+  db.exec(
+    'CREATE TABLE queue (id TEXT PRIMARY KEY, idx TEXT NOT NULL, operation INTEGER NOT NULL, data TEXT NOT NULL)',
+  );
+  const insert = db.prepare('INSERT INTO queue (id, idx, operation, data) VALUES (?, ?, ?, ?)');
+  const fill = changes(0, n);
+  db.transaction(() => {
+    for (const c of fill) insert.run(c.id, c.index, c.operation, c.data);
+  })();
+  return db;
+}
+
 // ---- sync ---------------------------------------------------------------------------------
 const SYNC_N = 100_000;
 log(`sync of ${SYNC_N} queued items`);
@@ -166,16 +205,7 @@ const sync = await paired(
   'raw_pipeline_msgs_per_s',
   () => {
     const { dir, dispose } = scratch();
-    const db = new Database(join(dir, 'raw.db'));
-    db.pragma('journal_mode = WAL');
-    db.exec(
-      'CREATE TABLE queue (id TEXT PRIMARY KEY, idx TEXT NOT NULL, operation INTEGER NOT NULL, data TEXT NOT NULL)',
-    );
-    const insert = db.prepare('INSERT INTO queue (id, idx, operation, data) VALUES (?, ?, ?, ?)');
-    const fill = changes(0, SYNC_N);
-    db.transaction(() => {
-      for (const c of fill) insert.run(c.id, c.index, c.operation, c.data);
-    })();
+    const db = rawQueue(dir, SYNC_N);
     const builder = new Builder(1024);
     let sink = 0;
     const noop = (bytes: Uint8Array) => {
@@ -217,8 +247,119 @@ const sync = await paired(
 );
 const { a: sync_msgs_per_s, b: raw_pipeline_msgs_per_s, ratio: sync_over_raw_pipeline } = sync;
 
+log(`Wazuh 5.0 Delta of ${SYNC_N} queued items (sessions of at most 5 MiB)`);
+/** Persists SYNC_N items, then times Delta calls until the queue is empty; items per second. */
+async function fullSessionDelta(
+  transport: SessionTransport,
+  indexed: () => number,
+): Promise<number> {
+  const { dir, dispose } = scratch();
+  const agent = new AgentSyncProtocol({
+    moduleName: 'bench',
+    dbPath: join(dir, 'q.db'),
+    ...FULL_SESSION,
+    transport,
+  });
+  for (let from = 0; from < SYNC_N; from += 10_000) agent.persistDifferences(changes(from, 10_000));
+  const began = performance.now();
+  // One call sends at most 10 sessions; 100k items of ~300 bytes take about 17.
+  await deltaUntilEmpty(agent);
+  const count = indexed();
+  const rate = SYNC_N / seconds(began);
+  if (count !== SYNC_N) throw new Error(`5.0 Delta delivered ${count} of ${SYNC_N}`);
+  await agent.close();
+  dispose();
+  return rate;
+}
+// The agent's side (queue, sessions, encoding) against the raw pipeline: sessions go to a
+// stand-in in this process that answers 200 and keeps nothing.
+const fullSession = await paired(
+  'fs_delta_msgs_per_s',
+  () => {
+    const standIn = new AcceptingSessionTransport();
+    return fullSessionDelta(standIn, () => standIn.received);
+  },
+  'fs_raw_pipeline_msgs_per_s',
+  () => {
+    const { dir, dispose } = scratch();
+    const db = rawQueue(dir, SYNC_N);
+    // The same sessions as the agent's: the same cut (estimate against the 5 MiB budget), the
+    // same Start and items, one reused encoder; each session handed to a no-op.
+    const encoder = new FullSessionEncoder();
+    const start: StartFields = {
+      module: 'bench',
+      mode: WireMode5.ModuleDelta,
+      index: [INDEX],
+      option: WireOption5.Sync,
+      architecture: 'x86_64',
+      hostname: 'bench-host',
+      osname: 'Debian GNU/Linux',
+      osplatform: 'debian',
+      ostype: 'linux',
+      osversion: '12',
+      agentversion: 'v5.0.0',
+      agentname: 'bench-host',
+      agentid: '001',
+      groups: [],
+      clusterName: 'wazuh',
+    };
+    const budget = sessionBudget(DEFAULT_MAX_SESSION_BYTES);
+    let sink = 0;
+    const values: DataValueInput[] = [];
+    let estimated = SESSION_OVERHEAD_BYTES;
+    const flush = () => {
+      sink += encoder.encode(start, { type: 'SyncData', values }).length;
+      values.length = 0;
+      estimated = SESSION_OVERHEAD_BYTES;
+    };
+    const began = performance.now();
+    for (const row of db
+      .prepare('SELECT id, idx, operation, data FROM queue ORDER BY rowid')
+      .iterate() as Iterable<{ id: string; idx: string; operation: number; data: string }>) {
+      const item = estimateItemBytes(row.id, row.idx, row.data);
+      if (estimated + item > budget && values.length > 0) flush();
+      estimated += item;
+      values.push({
+        operation: row.operation === 2 ? WireOperation5.Delete : WireOperation5.Upsert,
+        id: row.id,
+        index: row.idx,
+        data: row.data,
+      });
+    }
+    if (values.length > 0) flush();
+    const rate = SYNC_N / seconds(began);
+    if (sink === 0) throw new Error('nothing encoded');
+    db.close();
+    dispose();
+    return rate;
+  },
+);
+const {
+  a: fs_delta_msgs_per_s,
+  b: fs_raw_pipeline_msgs_per_s,
+  ratio: fs_delta_over_raw_pipeline,
+} = fullSession;
+// The same to the mock manager: its verifying, decoding and indexing of every item count too.
+const fs_delta_mock_msgs_per_s = await (async () => {
+  const values: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const manager = new MockManager();
+    values.push(
+      await fullSessionDelta(manager.sessionTransport(FULL_SESSION.agentInfo.id), () =>
+        manager.documentCount(),
+      ),
+    );
+    await manager.close();
+  }
+  log(`  fs_delta_mock_msgs_per_s: ${values.map((v) => v.toFixed(1)).join(', ')}`);
+  return median(values);
+})();
+
 log('sync of 100,000 and 1,000,000 items in child processes (manager stand-in keeps nothing)');
-function childSync(count: number): { seconds: number; rssGrowthMiB: number } {
+function childSync(
+  count: number,
+  wire: 'seed' | 'fullSession' = 'seed',
+): { seconds: number; rssGrowthMiB: number } {
   const { dir, dispose } = scratch();
   const script = join(here, 'sync-scale.ts');
   try {
@@ -229,6 +370,7 @@ function childSync(count: number): { seconds: number; rssGrowthMiB: number } {
       'fill',
       join(dir, 'q.db'),
       String(count),
+      wire,
     ]);
     const out = execFileSync(process.execPath, [
       '--expose-gc',
@@ -238,6 +380,7 @@ function childSync(count: number): { seconds: number; rssGrowthMiB: number } {
       'sync',
       join(dir, 'q.db'),
       String(count),
+      wire,
     ]);
     return JSON.parse(out.toString().trim().split('\n').at(-1) as string);
   } finally {
@@ -258,6 +401,22 @@ const sync_rss_growth_mib_1m = median(scale.rss);
 const sync_1m_over_100k_time_ratio = median(scale.large) / median(scale.small);
 // The agent's side alone: the same 100k sync to the stand-in instead of the mock manager.
 const sync_stand_in_msgs_per_s = (100_000 + 3) / median(scale.small);
+
+log(
+  '5.0 Delta of 100,000 and 1,000,000 items in child processes (stand-in answers 200, keeps nothing)',
+);
+const scale5 = { small: [] as number[], large: [] as number[], rss: [] as number[] };
+for (let i = 0; i < RUNS; i++) {
+  scale5.small.push(childSync(100_000, 'fullSession').seconds);
+  const large = childSync(1_000_000, 'fullSession');
+  scale5.large.push(large.seconds);
+  scale5.rss.push(large.rssGrowthMiB);
+  log(
+    `  run ${i + 1}: 100k ${scale5.small.at(-1)?.toFixed(2)} s, 1M ${large.seconds.toFixed(2)} s, RSS +${large.rssGrowthMiB.toFixed(1)} MiB`,
+  );
+}
+const fs_rss_growth_mib_1m = median(scale5.rss);
+const fs_1m_over_100k_time_ratio = median(scale5.large) / median(scale5.small);
 
 // ---- WAL growth ---------------------------------------------------------------------------
 log('1,000,000 coalescing writes');
@@ -354,6 +513,12 @@ const figures = {
   sync_stand_in_msgs_per_s,
   sync_rss_growth_mib_1m,
   sync_1m_over_100k_time_ratio,
+  fs_delta_msgs_per_s,
+  fs_raw_pipeline_msgs_per_s,
+  fs_delta_over_raw_pipeline,
+  fs_delta_mock_msgs_per_s,
+  fs_rss_growth_mib_1m,
+  fs_1m_over_100k_time_ratio,
   wal_mib_after_coalesce,
   eps_window_max: eps.windowMax,
   eps_achieved: eps.achieved,
@@ -366,6 +531,9 @@ const targets: Partial<Record<keyof typeof figures, [string, (v: number) => bool
   sync_over_raw_pipeline: ['>= 0.6', (v) => v >= 0.6],
   sync_rss_growth_mib_1m: ['<= 64', (v) => v <= 64],
   sync_1m_over_100k_time_ratio: ['<= 12', (v) => v <= 12],
+  fs_delta_over_raw_pipeline: ['>= 0.6', (v) => v >= 0.6],
+  fs_rss_growth_mib_1m: ['<= 64', (v) => v <= 64],
+  fs_1m_over_100k_time_ratio: ['<= 12', (v) => v <= 12],
   wal_mib_after_coalesce: ['<= 64', (v) => v <= 64],
   eps_window_max: ['<= 2000', (v) => v <= 2000],
   eps_achieved: ['>= 1900', (v) => v >= 1900],

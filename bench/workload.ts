@@ -2,11 +2,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ByteBuffer } from 'flatbuffers';
 import {
+  type AgentSyncProtocol,
   type Change,
   type ChangeOperation,
+  Mode,
   type MQueueTransport,
   Operation,
+  type SessionAnswer,
+  type SessionRequest,
+  type SessionTransport,
 } from '../src/index.js';
 import {
   decodeAgentMessage,
@@ -15,6 +21,9 @@ import {
   Status,
   verifyMessage,
 } from '../src/wire/index.js';
+import { FullSession } from '../src/wire-5/generated/wazuh/sync-schema/full-session.js';
+import { Message } from '../src/wire-5/generated/wazuh/sync-schema/message.js';
+import { SyncData } from '../src/wire-5/generated/wazuh/sync-schema/sync-data.js';
 
 export const INDEX = 'wazuh-states-inventory-packages';
 
@@ -98,6 +107,46 @@ export class AckingTransport implements MQueueTransport {
     const copy = bytes.slice();
     setImmediate(() => this.listener?.(copy));
   }
+}
+
+/**
+ * The Wazuh 5.0 counterpart of {@link AckingTransport}: answers every session 200 and counts
+ * its items without keeping anything, so only the agent's own work and memory are measured.
+ */
+export class AcceptingSessionTransport implements SessionTransport {
+  received = 0;
+  sessions = 0;
+  bytes = 0;
+
+  async send(session: SessionRequest): Promise<SessionAnswer> {
+    const message = Message.getRootAsMessage(new ByteBuffer(session.body));
+    const payload = message.content(new FullSession())?.payload(new SyncData()) as SyncData | null;
+    this.received += payload?.valuesLength() ?? 0;
+    this.sessions++;
+    this.bytes += session.body.length;
+    return { status: 200 };
+  }
+}
+
+/** The Wazuh 5.0 options the benchmarks use (the mock manager's default cluster name). */
+export const FULL_SESSION = {
+  wire: 'fullSession',
+  clusterName: 'wazuh',
+  agentInfo: { id: '001' },
+} as const;
+
+/**
+ * Delta syncs until the queue is empty: one call sends at most `maxSessions` (10) sessions of
+ * at most 5 MiB and leaves the rest queued, as the reference agent does. Returns the calls made.
+ */
+export async function deltaUntilEmpty(agent: AgentSyncProtocol): Promise<number> {
+  let calls = 0;
+  do {
+    const result = await agent.synchronizeModule(Mode.Delta);
+    calls++;
+    if (!result.ok) throw new Error(`5.0 Delta failed: ${JSON.stringify(result)}`);
+  } while (agent.pendingCount > 0);
+  return calls;
 }
 
 export function median(values: number[]): number {

@@ -215,7 +215,8 @@ export class WazuhResponseListener {
 /** sockaddr_un holds 108 bytes with the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
-function bind(server: Server, path: string): Promise<void> {
+/** Listen on the Unix socket `path` (also used by the mock manager server's stateful socket). */
+export function bind(server: Server, path: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(path, () => {
@@ -226,7 +227,7 @@ function bind(server: Server, path: string): Promise<void> {
 }
 
 /** Throws unless `path` is absent or a socket nothing accepts on; true for the latter. */
-async function assertReplaceable(path: string): Promise<boolean> {
+export async function assertReplaceable(path: string): Promise<boolean> {
   let info: Awaited<ReturnType<typeof lstat>>;
   try {
     info = await lstat(path);

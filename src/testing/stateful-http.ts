@@ -4,13 +4,16 @@
 // before forwarding that an agent talking to a test rig sees (Content-Encoding, from
 // src/remoted/remoted_module/src/decoding/bodyDecoder.cpp). Each request-level check below
 // cites the source it mirrors; what the body means is MockManager.stateful's business.
-import { chmod, stat, unlink } from 'node:fs/promises';
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import * as zlib from 'node:zlib';
 import type { LogFunction } from '../interfaces/logger.js';
 import { errorMessage } from '../session/sync-error.js';
-import { assertReplaceable, bind } from '../transports/wazuh-response-listener.js';
+import {
+  bindUnixSocket,
+  type SocketFile,
+  unlinkOwnSocket,
+} from '../transports/unix-socket-file.js';
 import type { MockManager, StatefulAnswer } from './mock-manager.js';
 
 /** The real default of `max_parallel_connections` (http_server/IUdsHttpServer.hpp). */
@@ -180,7 +183,7 @@ export class UnixHttpListener {
   #server: Server | undefined;
   #path: string | undefined;
   /** Device and inode of the socket file created, so close() never removes a successor's. */
-  #created: { dev: number; ino: number } | undefined;
+  #created: SocketFile | undefined;
 
   /** Accepted connections are handed to `http`. */
   constructor(http: HttpServer, maxConnections: number, log: LogFunction) {
@@ -194,21 +197,8 @@ export class UnixHttpListener {
    * accepts on it) is replaced; a live one, or a file that is not a socket, is an error.
    */
   async listen(path: string): Promise<void> {
-    const stale = await assertReplaceable(path);
-    if (stale) {
-      this.#log('info', `removing the stale socket ${path}`);
-      await unlink(path);
-    }
     const server = createServer((socket) => this.#accept(socket));
-    await bind(server, path);
-    try {
-      await chmod(path, 0o660);
-      const { dev, ino } = await stat(path);
-      this.#created = { dev, ino };
-    } catch (error) {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      throw error;
-    }
+    this.#created = await bindUnixSocket(server, path, 0o660);
     server.on('error', (error) => this.#log('error', `socket error: ${error.message}`));
     this.#server = server;
     this.#path = path;
@@ -226,12 +216,7 @@ export class UnixHttpListener {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     const created = this.#created;
     this.#created = undefined;
-    try {
-      const now = await stat(path);
-      if (created && now.dev === created.dev && now.ino === created.ino) await unlink(path);
-    } catch {
-      // Already gone.
-    }
+    await unlinkOwnSocket(path, created);
   }
 
   #accept(socket: Socket): void {

@@ -1,6 +1,4 @@
-import { chmod, lstat, mkdtemp, rename, rm, stat, unlink } from 'node:fs/promises';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { dirname, join } from 'node:path';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { LogFunction, Logger } from '../interfaces/logger.js';
 import { toLogFunction } from '../logging.js';
 import {
@@ -10,6 +8,7 @@ import {
   matchSyncResponse,
   syncPrefix,
 } from './stream-framing.js';
+import { bindUnixSocket, type SocketFile, unlinkOwnSocket } from './unix-socket-file.js';
 
 /** What a response is handed to: an `AgentSyncProtocol` fits. */
 export interface ResponseTarget {
@@ -53,7 +52,7 @@ export class WazuhResponseListener {
   #server: Server | undefined;
   #path: string | undefined;
   /** Device and inode of the socket file we created, so close() never removes a successor's. */
-  #created: { dev: number; ino: number } | undefined;
+  #created: SocketFile | undefined;
 
   /**
    * Nothing listens until `listen(path)`.
@@ -103,29 +102,9 @@ export class WazuhResponseListener {
    */
   async listen(path: string): Promise<void> {
     if (this.#server) throw new Error(`already listening on ${this.#path}`);
-    const stale = await assertReplaceable(path);
     const server = createServer((socket) => this.#accept(socket));
-    // Bind inside a fresh 0700 directory, restrict the socket, then rename it
-    // into place: the socket never exists at `path` with looser permissions,
-    // and the process-wide umask is left alone.
-    const staging = await mkdtemp(join(dirname(path), '.wrl-'));
-    const stagedPath = join(staging, 's');
-    const inPlace = Buffer.byteLength(stagedPath) > MAX_SOCKET_PATH_BYTES;
-    try {
-      // A staged path too long for sockaddr_un: bind in place and restrict it at once.
-      if (inPlace && stale) await unlink(path);
-      await bind(server, inPlace ? path : stagedPath);
-      await chmod(inPlace ? path : stagedPath, 0o600);
-      if (!inPlace) await rename(stagedPath, path);
-    } catch (error) {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      throw error;
-    } finally {
-      await rm(staging, { recursive: true, force: true });
-    }
+    this.#created = await bindUnixSocket(server, path, 0o600);
     server.on('error', (error) => this.#log('error', `server error: ${error.message}`));
-    const { dev, ino } = await stat(path);
-    this.#created = { dev, ino };
     this.#server = server;
     this.#path = path;
     this.#log('info', `listening on ${path}`);
@@ -148,12 +127,7 @@ export class WazuhResponseListener {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     const created = this.#created;
     this.#created = undefined;
-    try {
-      const now = await stat(path);
-      if (created && now.dev === created.dev && now.ino === created.ino) await unlink(path);
-    } catch {
-      // Already gone.
-    }
+    await unlinkOwnSocket(path, created);
   }
 
   #accept(socket: Socket): void {
@@ -210,44 +184,4 @@ export class WazuhResponseListener {
       );
     }
   }
-}
-
-/** sockaddr_un holds 108 bytes with the terminating NUL. */
-const MAX_SOCKET_PATH_BYTES = 107;
-
-/** Listen on the Unix socket `path` (also used by the mock manager server's stateful socket). */
-export function bind(server: Server, path: string): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
-
-/** Throws unless `path` is absent or a socket nothing accepts on; true for the latter. */
-export async function assertReplaceable(path: string): Promise<boolean> {
-  let info: Awaited<ReturnType<typeof lstat>>;
-  try {
-    info = await lstat(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
-  if (!info.isSocket()) throw new Error(`${path} exists and is not a socket; not replacing it`);
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = createConnection(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-  if (live) {
-    const error = new Error(`another process is listening on ${path}`);
-    (error as NodeJS.ErrnoException).code = 'EADDRINUSE';
-    throw error;
-  }
-  return true;
 }

@@ -5,47 +5,14 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, lstatSync, openSync, rmSync } from 'node:fs';
 import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
-import { Agent, type IncomingHttpHeaders, type IncomingMessage, request } from 'node:http';
+import { Agent, type IncomingMessage, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MockManagerServer, type MockManagerServerOptions } from '../../src/testing/index.js';
-import {
-  type DecodedPayload,
-  type DecodedStart,
-  FullSessionEncoder,
-  Mode,
-  Operation,
-} from '../../src/wire-5/index.js';
-import { session, toEncoderInput } from '../wire-5/support.js';
-
-const PACKAGES = 'wazuh-states-inventory-packages';
-const encoder = new FullSessionEncoder();
-const utf8 = new TextEncoder();
-
-/** A FullSession body; the Start is support.ts's (agent 001, cluster 'wazuh') with `start` over it. */
-function body(start: Partial<DecodedStart>, payload: DecodedPayload | null): Uint8Array {
-  return encoder.encode(...toEncoderInput(session(start, payload))).slice();
-}
-
-const delta = (id: string, agentid = '001') =>
-  body(
-    { agentid, index: [PACKAGES] },
-    {
-      type: 'SyncData',
-      values: [
-        {
-          operation: Operation.Upsert,
-          id,
-          index: PACKAGES,
-          version: 0n,
-          data: utf8.encode(JSON.stringify({ package: { name: id } })),
-        },
-      ],
-      contexts: [],
-    },
-  );
+import { Mode } from '../../src/wire-5/index.js';
+import { body, delta, json, PACKAGES, send, stateful } from './stateful-http-support.js';
 
 const cleanup: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
@@ -64,73 +31,6 @@ async function startServer(options: MockManagerServerOptions = {}) {
   await server.start();
   return server;
 }
-
-/** Where a request goes: the HTTP port or the Unix socket. */
-type Target = { port: number } | { socketPath: string };
-
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-interface Send {
-  method?: string;
-  path?: string;
-  headers?: Record<string, string | number>;
-  /** The body; with `declareOnly` only its length is declared and nothing is sent. */
-  body?: Uint8Array | string;
-  declareOnly?: number;
-  agent?: Agent;
-}
-
-/** One raw HTTP request with node:http; resolves with the whole answer. */
-function send(target: Target, options: Send = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request({
-      ...('port' in target ? { host: '127.0.0.1', port: target.port } : target),
-      method: options.method ?? 'POST',
-      path: options.path ?? '/stateful',
-      headers: options.headers,
-      agent: options.agent ?? false,
-    });
-    req.on('error', reject);
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => {
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString('utf8'),
-        });
-        if (options.declareOnly !== undefined) req.destroy();
-      });
-    });
-    if (options.declareOnly !== undefined) {
-      req.setHeader('content-length', options.declareOnly);
-      req.flushHeaders();
-      return;
-    }
-    req.end(options.body);
-  });
-}
-
-/** `POST /stateful` of `payload` as agent `agentId` ('' sends no X-Wazuh-Agent-Id). */
-function stateful(target: Target, payload: Uint8Array | string, agentId = '001', extra = {}) {
-  const headers: Record<string, string> = { 'content-type': 'application/octet-stream', ...extra };
-  if (agentId !== '') headers['x-wazuh-agent-id'] = agentId;
-  return send(target, { headers, body: payload });
-}
-
-const json = async (target: Target, method: string, path: string, payload?: unknown) => {
-  const reply = await send(target, {
-    method,
-    path,
-    body: payload === undefined ? undefined : JSON.stringify(payload),
-  });
-  return { status: reply.status, body: JSON.parse(reply.body) as unknown };
-};
 
 describe('MockManagerServer POST /stateful', () => {
   it('applies a session sent over TCP; the document shows in GET /documents', async () => {

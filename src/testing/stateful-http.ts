@@ -5,15 +5,11 @@
 // src/remoted/remoted_module/src/decoding/bodyDecoder.cpp). Each request-level check below
 // cites the source it mirrors; what the body means is MockManager.stateful's business.
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import * as zlib from 'node:zlib';
 import type { LogFunction } from '../interfaces/logger.js';
 import { errorMessage } from '../session/sync-error.js';
-import {
-  bindUnixSocket,
-  type SocketFile,
-  unlinkOwnSocket,
-} from '../transports/unix-socket-file.js';
+import { type BoundUnixSocket, bindUnixSocket } from '../transports/unix-socket-file.js';
 import type { MockManager, StatefulAnswer } from './mock-manager.js';
 
 /** The real default of `max_parallel_connections` (http_server/IUdsHttpServer.hpp). */
@@ -180,10 +176,8 @@ export class UnixHttpListener {
   readonly #log: LogFunction;
   readonly #sockets = new Set<Socket>();
   #served = 0;
-  #server: Server | undefined;
-  #path: string | undefined;
-  /** Device and inode of the socket file created, so close() never removes a successor's. */
-  #created: SocketFile | undefined;
+  /** The socket listened on; its close() never removes a successor's file. */
+  #bound: BoundUnixSocket | undefined;
 
   /** Accepted connections are handed to `http`. */
   constructor(http: HttpServer, maxConnections: number, log: LogFunction) {
@@ -198,25 +192,15 @@ export class UnixHttpListener {
    */
   async listen(path: string): Promise<void> {
     const server = createServer((socket) => this.#accept(socket));
-    this.#created = await bindUnixSocket(server, path, 0o660);
+    this.#bound = await bindUnixSocket(server, path, 0o660, this.#sockets);
     server.on('error', (error) => this.#log('error', `socket error: ${error.message}`));
-    this.#server = server;
-    this.#path = path;
   }
 
   /** Stop listening, drop every connection, and remove the socket file if it is still ours. */
   async close(): Promise<void> {
-    const server = this.#server;
-    const path = this.#path;
-    this.#server = undefined;
-    this.#path = undefined;
-    for (const socket of this.#sockets) socket.destroy();
-    this.#sockets.clear();
-    if (server === undefined || path === undefined) return;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    const created = this.#created;
-    this.#created = undefined;
-    await unlinkOwnSocket(path, created);
+    const bound = this.#bound;
+    this.#bound = undefined;
+    await bound?.close();
   }
 
   #accept(socket: Socket): void {

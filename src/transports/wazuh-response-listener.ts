@@ -1,4 +1,4 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import type { LogFunction, Logger } from '../interfaces/logger.js';
 import { toLogFunction } from '../logging.js';
 import {
@@ -8,7 +8,7 @@ import {
   matchSyncResponse,
   syncPrefix,
 } from './stream-framing.js';
-import { bindUnixSocket, type SocketFile, unlinkOwnSocket } from './unix-socket-file.js';
+import { type BoundUnixSocket, bindUnixSocket } from './unix-socket-file.js';
 
 /** What a response is handed to: an `AgentSyncProtocol` fits. */
 export interface ResponseTarget {
@@ -49,10 +49,8 @@ export class WazuhResponseListener {
   readonly #targets = new Map<string, ResponseTarget>();
   readonly #prefixes = new Map<string, Uint8Array>();
   readonly #connections = new Set<Socket>();
-  #server: Server | undefined;
-  #path: string | undefined;
-  /** Device and inode of the socket file we created, so close() never removes a successor's. */
-  #created: SocketFile | undefined;
+  /** The socket listened on; its close() never removes a successor's file. */
+  #bound: BoundUnixSocket | undefined;
 
   /**
    * Nothing listens until `listen(path)`.
@@ -101,12 +99,10 @@ export class WazuhResponseListener {
    *   directory does not allow creating the socket.
    */
   async listen(path: string): Promise<void> {
-    if (this.#server) throw new Error(`already listening on ${this.#path}`);
+    if (this.#bound) throw new Error(`already listening on ${this.#bound.path}`);
     const server = createServer((socket) => this.#accept(socket));
-    this.#created = await bindUnixSocket(server, path, 0o600);
+    this.#bound = await bindUnixSocket(server, path, 0o600, this.#connections);
     server.on('error', (error) => this.#log('error', `server error: ${error.message}`));
-    this.#server = server;
-    this.#path = path;
     this.#log('info', `listening on ${path}`);
   }
 
@@ -117,17 +113,9 @@ export class WazuhResponseListener {
 
   /** Stop listening, drop every connection and remove the socket file. */
   async close(): Promise<void> {
-    const server = this.#server;
-    const path = this.#path;
-    this.#server = undefined;
-    this.#path = undefined;
-    if (server === undefined || path === undefined) return;
-    for (const socket of this.#connections) socket.destroy();
-    this.#connections.clear();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    const created = this.#created;
-    this.#created = undefined;
-    await unlinkOwnSocket(path, created);
+    const bound = this.#bound;
+    this.#bound = undefined;
+    await bound?.close();
   }
 
   #accept(socket: Socket): void {

@@ -27,8 +27,8 @@ interface StatefulHead {
   agentId: string;
   /** `X-Session-Id`, logged by the manager. */
   sessionId: string | undefined;
-  /** Whether the body is zstd-compressed (`Content-Encoding: zstd`). */
-  zstd: boolean;
+  /** `Content-Encoding`: none, zstd, or one that is refused 415 once the body is read. */
+  encoding: 'none' | 'zstd' | 'unsupported';
 }
 
 type Zstd = (buffer: Buffer, options?: { maxOutputLength?: number }) => Buffer;
@@ -64,7 +64,8 @@ export class StatefulHttp {
         // Only a peer sending more than it declared gets here (Node's parser stops at
         // Content-Length); requestParser.cpp `onBody` checks each chunk the same way.
         if (body === undefined) return send(response, refusal(413, 'Request body is too large'));
-        const decoded = head.zstd ? decodeZstd(body, cap) : body;
+        // Here goes the signature check over `body` (see #statefulRequest), before decoding.
+        const decoded = decode(head.encoding, body, cap);
         if ('status' in decoded) return send(response, decoded);
         this.#manager
           .stateful(decoded, { agentId: head.agentId, sessionId: head.sessionId })
@@ -77,8 +78,9 @@ export class StatefulHttp {
   /**
    * The request-level checks and header parsing of a `/stateful` request, in one place. A
    * signature check (`Authorization: Wazuh <id>:<ts>:<AES-CMAC hex>`, answered 401 like remoted's
-   * auth/authMiddleware.cpp) belongs here: parse the header here, verify the MAC over the body
-   * once read and before it is decoded, as remoted's endpoints/authGateway.cpp orders them.
+   * auth/authMiddleware.cpp) belongs here: parse the header here, and verify the MAC over the
+   * body once it is read and before it is decoded (in handle), the order of remoted's
+   * endpoints/authGateway.cpp, which acts on Content-Encoding only after authentication.
    */
   #statefulRequest(request: IncomingMessage): StatefulHead | StatefulAnswer {
     // requestParser.cpp `onHeadersComplete`: a chunked body is refused (411), and a declared
@@ -93,12 +95,11 @@ export class StatefulHttp {
       return refusal(413, 'Request body is too large');
     }
     // remoted's decoding/bodyDecoder.cpp `parseContentEncoding`: none, or `zstd` in any case;
-    // anything else (`identity` included) is 415, as is zstd where it cannot be decoded.
-    const encoding = request.headers['content-encoding'] ?? '';
-    const zstd = encoding.toLowerCase() === 'zstd';
-    if ((encoding !== '' && !zstd) || (zstd && zstdDecompress === undefined)) {
-      return refusal(415, 'Unsupported Content-Encoding');
-    }
+    // anything else (`identity` included) is refused 415 after the body is read, as is zstd
+    // where it cannot be decoded (as with remoted's decoder turned off).
+    const header = request.headers['content-encoding'] ?? '';
+    const zstd = header.toLowerCase() === 'zstd' && zstdDecompress !== undefined;
+    const encoding = header === '' ? 'none' : zstd ? 'zstd' : 'unsupported';
     // endpoints/syncEndpoint.cpp reads the agent id header remoted sets; a missing one is
     // answered 400 by the manager after the body is read, as there.
     const agentId = request.headers['x-wazuh-agent-id'];
@@ -106,7 +107,7 @@ export class StatefulHttp {
     return {
       agentId: typeof agentId === 'string' ? agentId : '',
       sessionId: typeof sessionId === 'string' ? sessionId : undefined,
-      zstd,
+      encoding,
     };
   }
 }
@@ -131,11 +132,23 @@ function readBounded(request: IncomingMessage, cap: number): Promise<Buffer | un
     });
     request.once('end', () => resolve(Buffer.concat(chunks)));
     request.once('error', reject);
+    request.once('close', () => {
+      if (!request.complete) reject(new Error('the client went away before sending the body'));
+    });
   });
 }
 
-/** remoted's bodyDecoder.cpp: over the cap is 413, a body zstd cannot read is 400. */
-function decodeZstd(body: Buffer, cap: number): Buffer | StatefulAnswer {
+/**
+ * remoted's bodyDecoder.cpp `decode`: an unsupported encoding is 415; a zstd body decoded to
+ * over the cap is 413, one zstd cannot read is 400.
+ */
+function decode(
+  encoding: StatefulHead['encoding'],
+  body: Buffer,
+  cap: number,
+): Buffer | StatefulAnswer {
+  if (encoding === 'none') return body;
+  if (encoding === 'unsupported') return refusal(415, 'Unsupported Content-Encoding');
   const decompress = zstdDecompress as Zstd;
   try {
     return decompress(body, Number.isFinite(cap) ? { maxOutputLength: Math.max(cap, 1) } : {});

@@ -205,7 +205,15 @@ export class UnixHttpListener {
    */
   async listen(path: string): Promise<void> {
     const server = createServer((socket) => this.#accept(socket));
-    this.#bound = await bindUnixSocket(server, path, 0o660, this.#sockets);
+    try {
+      this.#bound = await bindUnixSocket(server, path, 0o660, this.#sockets);
+    } catch (error) {
+      const named = new Error(`cannot serve the stateful socket ${path}: ${errorMessage(error)}`, {
+        cause: error,
+      });
+      Object.assign(named, { code: (error as NodeJS.ErrnoException).code });
+      throw named;
+    }
     server.on('error', (error) => this.#log('error', `socket error: ${error.message}`));
   }
 

@@ -207,6 +207,17 @@ describe('agent-sync-mock-manager', () => {
     }
   });
 
+  it('exits 1 naming the socket when --stateful-socket cannot be created', async () => {
+    const child = run(['--stateful-socket', join(root, 'no-such-dir', 's')]);
+    let err = '';
+    child.stderr?.on('data', (chunk) => {
+      err += chunk;
+    });
+    const [code] = (await once(child, 'exit')) as [number];
+    expect(code).toBe(1);
+    expect(err).toContain(`cannot serve the stateful socket ${join(root, 'no-such-dir', 's')}`);
+  });
+
   it.each([
     [['--stateful-fault', '{"action":"nap"}'], "--stateful-fault: 'action' must be one of"],
     [['--stateful-fault', '{"action":"drop","times":0}'], "--stateful-fault: 'times' must be"],

@@ -35,6 +35,17 @@ async function firstLine(child: ChildProcess): Promise<string> {
   return line;
 }
 
+/** Run the command with `args` until it exits: its exit code and everything on stderr. */
+async function failure(args: string[]): Promise<{ code: number; err: string }> {
+  const child = run(args);
+  let err = '';
+  child.stderr?.on('data', (chunk) => {
+    err += chunk;
+  });
+  const [code] = (await once(child, 'exit')) as [number];
+  return { code, err };
+}
+
 describe('agent-sync-mock-manager', () => {
   it('prints its ports, serves agents and HTTP, and exits 0 on SIGTERM', async () => {
     const child = run(['--port', '0', '--http-port', '0', '--session-timeout-ms', '5000']);
@@ -208,12 +219,7 @@ describe('agent-sync-mock-manager', () => {
   });
 
   it('exits 1 naming the socket when --stateful-socket cannot be created', async () => {
-    const child = run(['--stateful-socket', join(root, 'no-such-dir', 's')]);
-    let err = '';
-    child.stderr?.on('data', (chunk) => {
-      err += chunk;
-    });
-    const [code] = (await once(child, 'exit')) as [number];
+    const { code, err } = await failure(['--stateful-socket', join(root, 'no-such-dir', 's')]);
     expect(code).toBe(1);
     expect(err).toContain(`cannot serve the stateful socket ${join(root, 'no-such-dir', 's')}`);
   });
@@ -235,23 +241,13 @@ describe('agent-sync-mock-manager', () => {
     [['--workers', '0'], '--workers must be an integer in 1..'],
     [['--seed', '4294967296'], '--seed must be an integer in 0..4294967295'],
   ])('rejects %j with exit code 2', async (args, message) => {
-    const child = run(args);
-    let err = '';
-    child.stderr?.on('data', (chunk) => {
-      err += chunk;
-    });
-    const [code] = (await once(child, 'exit')) as [number];
+    const { code, err } = await failure(args);
     expect(code).toBe(2);
     expect(err).toContain(message);
   });
 
   it('rejects a bad option with exit code 2 and the usage', async () => {
-    const child = run(['--port', 'eighty']);
-    let err = '';
-    child.stderr?.on('data', (chunk) => {
-      err += chunk;
-    });
-    const [code] = (await once(child, 'exit')) as [number];
+    const { code, err } = await failure(['--port', 'eighty']);
     expect(code).toBe(2);
     expect(err).toContain('--port must be an integer');
     expect(err).toContain('Usage: agent-sync-mock-manager');

@@ -9,7 +9,7 @@ import { Agent, type IncomingMessage, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { MockManagerServer, type MockManagerServerOptions } from '../../src/testing/index.js';
 import { Mode } from '../../src/wire-5/index.js';
 import { body, delta, json, PACKAGES, send, stateful } from './stateful-http-support.js';
@@ -235,7 +235,19 @@ describe('MockManagerServer POST /stateful', () => {
 
   it('answers a connection over statefulMaxConnections with 503 and closes it', async () => {
     const path = join(await tempDir(), 's');
-    const server = await startServer({ statefulSocketPath: path, statefulMaxConnections: 1 });
+    // The manager logs the fault when the first request reaches it.
+    let reached: () => void = () => {};
+    const dropped = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    const logger = (_level: string, message: string) => {
+      if (message.includes('fault: drop')) reached();
+    };
+    const server = await startServer({
+      statefulSocketPath: path,
+      statefulMaxConnections: 1,
+      managerOptions: { logger },
+    });
     const unix = { socketPath: path };
     // The first connection holds its slot: its request is never answered.
     server.manager.injectStateful({ action: 'drop' });
@@ -249,7 +261,7 @@ describe('MockManagerServer POST /stateful', () => {
     held.on('error', () => {});
     held.end(delta('a'));
     cleanup.push(() => held.destroy());
-    await vi.waitFor(() => expect(server.manager.statefulStats.requests).toBe(1));
+    await dropped;
     const reply = await stateful(unix, delta('b'));
     expect(reply).toMatchObject({
       status: 503,

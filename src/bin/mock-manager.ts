@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// agent-sync-mock-manager: a MockManager served over TCP, for agents in other
-// processes. Prints {"port":N,"httpPort":M,"seed":S} on one stdout line when ready.
+// agent-sync-mock-manager: a MockManager served over TCP (and a Unix socket for the 5.0
+// `POST /stateful`), for agents in other processes. Prints
+// {"port":N,"httpPort":M,"seed":S[,"statefulSocketPath":P]} on one stdout line when ready.
 import { parseArgs } from 'node:util';
 import { parseFaultRule } from '../testing/fault-rule-json.js';
-import { type FaultRule, MockManager } from '../testing/mock-manager.js';
+import { MockManager } from '../testing/mock-manager.js';
 import { MockManagerServer } from '../testing/mock-manager-server.js';
+import { parseStatefulFault } from '../testing/stateful-fault-json.js';
 
 const USAGE = `Usage: agent-sync-mock-manager [options]
 
@@ -23,11 +25,28 @@ const USAGE = `Usage: agent-sync-mock-manager [options]
                            '{"type":"DataValue","seq":3,"action":"drop","times":"Infinity"}'
   --seed N                 seed of the PRNG behind probabilities and workers (default random;
                            the one used is printed on the first line)
+
+Wazuh 5.0 (POST /stateful, on the HTTP port and the --stateful-socket):
+  --stateful-socket PATH   also serve the HTTP endpoint on a Unix socket at PATH, as the real
+                           manager module serves /stateful (a stale socket file is replaced)
+  --stateful-max-connections N
+                           connections the socket serves at once; one more is answered 503
+                           (default 1024, the real max_parallel_connections)
+  --cluster-name NAME      the manager's cluster name; Start.cluster_name must equal it
+                           (default wazuh)
+  --max-inflight-bytes N   the in-flight byte budget; a body over it less 282624 bytes of
+                           overhead is answered 413 (default 268435456, the real default)
+  --vd-feed-offset N       the vulnerability feed offset VD sessions must carry (default 0)
+  --indexer-down           start with the indexer unreachable: sessions are answered 503
+  --stateful-fault JSON    inject a /stateful fault (repeatable), e.g.
+                           '{"action":"unavailable","retryAfterSeconds":5,"times":2}'
+
   --verbose                log the manager's activity on stderr
   --help                   show this help
 
 HTTP: GET /health, GET /stats, GET /documents[?index=NAME&agent=ID],
-      POST /faults (a fault rule as JSON), DELETE /faults, POST /reset
+      POST /faults (a fault rule as JSON), POST /stateful-faults (a stateful fault as JSON),
+      DELETE /faults, POST /reset, POST /stateful (a 5.0 session; X-Wazuh-Agent-Id header)
 Stops on SIGINT or SIGTERM.`;
 
 function integer(name: string, text: string | undefined, min: number, max: number): number {
@@ -47,18 +66,32 @@ function probability(text: string): number {
   return value;
 }
 
-function faultRule(text: string): FaultRule {
+/** The value of a JSON flag, parsed by `parse`; RangeError naming the flag otherwise. */
+function jsonFlag<T>(name: string, text: string, parse: (json: unknown) => T): T {
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new RangeError(`--fault must be JSON: ${(error as Error).message}`);
+    throw new RangeError(`--${name} must be JSON: ${(error as Error).message}`);
   }
   try {
-    return parseFaultRule(json);
+    return parse(json);
   } catch (error) {
-    throw new RangeError(`--fault: ${(error as Error).message}`);
+    throw new RangeError(`--${name}: ${(error as Error).message}`);
   }
+}
+
+function feedOffset(text: string | undefined): bigint | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d{1,20}$/.test(text) || BigInt(text) >= 2n ** 64n) {
+    throw new RangeError(`--vd-feed-offset must be an integer in 0..2^64-1, got '${text}'`);
+  }
+  return BigInt(text);
+}
+
+function clusterName(text: string | undefined): string | undefined {
+  if (text === '') throw new RangeError('--cluster-name must not be empty');
+  return text;
 }
 
 function emptySessions(text: string | undefined): 'accept' | 'refuse' | undefined {
@@ -79,6 +112,13 @@ async function main(): Promise<void> {
       'drop-probability': { type: 'string' },
       fault: { type: 'string', multiple: true },
       seed: { type: 'string' },
+      'stateful-socket': { type: 'string' },
+      'stateful-max-connections': { type: 'string' },
+      'cluster-name': { type: 'string' },
+      'max-inflight-bytes': { type: 'string' },
+      'vd-feed-offset': { type: 'string' },
+      'indexer-down': { type: 'boolean' },
+      'stateful-fault': { type: 'string', multiple: true },
       verbose: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -101,19 +141,31 @@ async function main(): Promise<void> {
     endAckDelayMs: optional('end-ack-delay-ms', 0),
     workers: optional('workers', 1),
     seed: values.seed === undefined ? undefined : integer('seed', values.seed, 0, 2 ** 32 - 1),
+    clusterName: clusterName(values['cluster-name']),
+    maxInflightBytes: optional('max-inflight-bytes', 1),
+    vdFeedOffset: feedOffset(values['vd-feed-offset']),
     logger,
   });
   const drop = values['drop-probability'];
-  const rules = (values.fault ?? []).map(faultRule);
+  const rules = (values.fault ?? []).map((text) => jsonFlag('fault', text, parseFaultRule));
+  const statefulFaults = (values['stateful-fault'] ?? []).map((text) =>
+    jsonFlag('stateful-fault', text, parseStatefulFault),
+  );
+  const socketPath = values['stateful-socket'];
+  if (socketPath === '') throw new RangeError('--stateful-socket must not be empty');
   if (drop !== undefined) {
     rules.push({ action: 'drop', probability: probability(drop), times: Number.POSITIVE_INFINITY });
   }
   for (const rule of rules) manager.inject(rule);
+  for (const fault of statefulFaults) manager.injectStateful(fault);
+  if (values['indexer-down']) manager.setIndexerAvailable(false);
   const server = new MockManagerServer({
     manager,
     host: values.host,
     port: integer('port', values.port, 0, 65535),
     httpPort: integer('http-port', values['http-port'], 0, 65535),
+    statefulSocketPath: socketPath,
+    statefulMaxConnections: optional('stateful-max-connections', 1),
     logger,
   });
   // Handlers go in before the ports line: a caller may signal as soon as it reads it.
@@ -142,9 +194,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  const { port, httpPort } = await starting;
+  const { port, httpPort, statefulSocketPath } = await starting;
   if (!stopping) {
-    process.stdout.write(`${JSON.stringify({ port, httpPort, seed: manager.seed })}\n`);
+    const ready = { port, httpPort, seed: manager.seed, statefulSocketPath };
+    process.stdout.write(`${JSON.stringify(ready)}\n`);
   }
 }
 

@@ -33,13 +33,7 @@ const MAX_U64 = 2n ** 64n - 1n;
  * "Infinity". Throws TypeError naming the first bad field.
  */
 export function parseFaultRule(value: unknown): FaultRule {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new TypeError('a fault rule must be a JSON object');
-  }
-  const fields = value as Record<string, unknown>;
-  for (const key of Object.keys(fields)) {
-    if (!FIELDS.has(key)) throw new TypeError(`unknown fault rule field '${key}'`);
-  }
+  const fields = fieldsOf(value, FIELDS, 'fault rule');
   const rule: FaultRule = { action: oneOf(fields, 'action', ACTIONS, true) as FaultAction };
   const direction = oneOf(fields, 'direction', DIRECTIONS, false);
   if (direction !== undefined) rule.direction = direction as FaultDirection;
@@ -54,13 +48,34 @@ export function parseFaultRule(value: unknown): FaultRule {
   }
   if (fields.delayMs !== undefined) rule.delayMs = numberIn(fields, 'delayMs', 0, 2 ** 31 - 1);
   if (fields.skip !== undefined) rule.skip = integerIn(fields, 'skip', 0);
-  if (fields.times === 'Infinity') rule.times = Number.POSITIVE_INFINITY;
-  else if (fields.times !== undefined) rule.times = integerIn(fields, 'times', 1);
+  if (fields.times !== undefined) rule.times = timesOf(fields);
   if (fields.probability !== undefined) rule.probability = numberIn(fields, 'probability', 0, 1);
   return rule;
 }
 
-function oneOf(
+/** `value` as an object whose keys are all in `allowed`; throws TypeError naming a stray one. */
+export function fieldsOf(
+  value: unknown,
+  allowed: ReadonlySet<string>,
+  what: string,
+): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new TypeError(`a ${what} must be a JSON object`);
+  }
+  const fields = value as Record<string, unknown>;
+  for (const key of Object.keys(fields)) {
+    if (!allowed.has(key)) throw new TypeError(`unknown ${what} field '${key}'`);
+  }
+  return fields;
+}
+
+/** The `times` field: an integer >= 1 or the string "Infinity". */
+export function timesOf(fields: Record<string, unknown>): number {
+  return fields.times === 'Infinity' ? Number.POSITIVE_INFINITY : integerIn(fields, 'times', 1);
+}
+
+/** The string field `name`, one of `allowed`; undefined when absent and not `required`. */
+export function oneOf(
   fields: Record<string, unknown>,
   name: string,
   allowed: readonly string[],
@@ -84,7 +99,13 @@ function seqOf(value: unknown): bigint {
   return BigInt(text);
 }
 
-function numberIn(fields: Record<string, unknown>, name: string, min: number, max: number): number {
+/** The number field `name`, in `min..max`; throws TypeError naming it otherwise. */
+export function numberIn(
+  fields: Record<string, unknown>,
+  name: string,
+  min: number,
+  max: number,
+): number {
   const value = fields[name];
   if (typeof value !== 'number' || !(value >= min && value <= max)) {
     throw new TypeError(`'${name}' must be a number in ${min}..${max}, got ${show(value)}`);
@@ -92,7 +113,8 @@ function numberIn(fields: Record<string, unknown>, name: string, min: number, ma
   return value;
 }
 
-function integerIn(fields: Record<string, unknown>, name: string, min: number): number {
+/** The safe-integer field `name`, at least `min`; throws TypeError naming it otherwise. */
+export function integerIn(fields: Record<string, unknown>, name: string, min: number): number {
   const value = fields[name];
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
     const extra = name === 'times' ? ' or "Infinity"' : '';
@@ -101,6 +123,7 @@ function integerIn(fields: Record<string, unknown>, name: string, min: number): 
   return value;
 }
 
-function show(value: unknown): string {
+/** A value as an error message shows it. */
+export function show(value: unknown): string {
   return value === undefined ? 'nothing' : JSON.stringify(value);
 }

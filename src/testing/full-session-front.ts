@@ -200,6 +200,11 @@ export class FullSessionFront {
     this.#silent = options.silent;
   }
 
+  /** The largest body read; a longer one is answered 413 unread. */
+  get maxBody(): number {
+    return this.#maxBody;
+  }
+
   get stats(): StatefulStats {
     return { ...this.#stats, answered: { ...this.#stats.answered } };
   }

@@ -20,7 +20,14 @@ import {
   MockManager,
   type MockManagerOptions,
   type ReplyFunction,
+  type StatefulFault,
 } from './mock-manager.js';
+import { parseStatefulFault } from './stateful-fault-json.js';
+import {
+  DEFAULT_STATEFUL_MAX_CONNECTIONS,
+  StatefulHttp,
+  UnixHttpListener,
+} from './stateful-http.js';
 
 /** Options of {@link MockManagerServer}; every one is optional. */
 export interface MockManagerServerOptions {
@@ -37,6 +44,20 @@ export interface MockManagerServerOptions {
   /** Largest frame accepted from an agent; a longer one closes its connection. Default 65536 + 256. */
   maxFrameBytes?: number;
   /**
+   * Also serve the HTTP endpoint (`POST /stateful` and the JSON endpoints) on a Unix STREAM
+   * socket at this path, as the real 5.0 manager module serves `/stateful`. The file is created
+   * mode 0660; a stale socket there (nothing accepts on it) is replaced, a live one or another
+   * kind of file makes {@link MockManagerServer.start} fail. `close()` removes the file if it is
+   * still the one it created. Default: no socket.
+   */
+  statefulSocketPath?: string;
+  /**
+   * Connections the Unix socket of `statefulSocketPath` serves at once; one more is answered 503
+   * `Too many concurrent connections` and closed, as the real module's
+   * `max_parallel_connections` does. Default 1024, the real default.
+   */
+  statefulMaxConnections?: number;
+  /**
    * Where the server logs listening, dropped connections and injected faults, each message
    * prefixed `mock-manager-server: ` (the manager logs through its own `logger`). Default: silent.
    */
@@ -51,6 +72,8 @@ export interface MockManagerServerAddress {
   port: number;
   /** TCP port of the HTTP endpoint. */
   httpPort: number;
+  /** The Unix socket serving the HTTP endpoint too, when `statefulSocketPath` was given. */
+  statefulSocketPath?: string;
 }
 
 /** An agent that stops reading its answers is dropped beyond this much unsent data. */
@@ -68,14 +91,25 @@ interface Connection {
  * `<module>_sync <bytes>` out), plus a small JSON endpoint over HTTP for
  * tests in other processes:
  * - `GET /health`: `{"status":"ok"}`.
- * - `GET /stats`: {@link MockManager.stats} plus `sessionCount` and `connections`.
- * - `GET /documents[?index=NAME&agent=ID]`: the stored documents.
+ * - `GET /stats`: {@link MockManager.stats} plus `sessionCount`, `connections` and
+ *   `statefulStats` ({@link MockManager.statefulStats}).
+ * - `GET /documents[?index=NAME&agent=ID]`: the stored documents, of both wires.
  * - `POST /faults` with a {@link FaultRule} as JSON body (`seq` a number or decimal string,
  *   `times` a number or "Infinity"): injects it; 201, or 400 saying which field is wrong.
- * - `DELETE /faults`: removes every rule.
+ * - `POST /stateful-faults` with a {@link StatefulFault} as JSON body (`times` a number or
+ *   "Infinity"): injects it; 201, or 400 saying which field is wrong.
+ * - `DELETE /faults`: removes every rule, of both wires.
  * - `POST /reset`: {@link MockManager.reset} (documents, faults, forced statuses, counters).
+ * - `POST /stateful`: a Wazuh 5.0 session, as the real manager's Unix socket takes it
+ *   (`X-Wazuh-Agent-Id`, `Content-Length`, optional `X-Session-Id` and `Content-Encoding:
+ *   zstd`), answered by {@link MockManager.stateful} with its status, JSON body, `Retry-After`
+ *   when it has one, and `Connection: close`. Refused before the manager sees it, like the real
+ *   front: 411 for a chunked body, 413 for a declared length over
+ *   {@link MockManager.statefulMaxBodyBytes} (the body is not read), 415 for a
+ *   `Content-Encoding` other than zstd (or zstd where the runtime lacks it, as Node 20 does).
+ *   With `statefulSocketPath` the whole HTTP endpoint is also served on that Unix socket.
  *
- * Each answer goes to the connection that started the session.
+ * Each seed-wire answer goes to the connection that started the session.
  *
  * Also available as the `agent-sync-mock-manager` command.
  *
@@ -103,6 +137,10 @@ export class MockManagerServer {
   readonly #log: LogFunction;
   readonly #connections = new Set<Connection>();
   readonly #prefixes = new Map<string, Uint8Array>();
+  readonly #stateful: StatefulHttp;
+  readonly #socketPath: string | undefined;
+  readonly #maxSocketConnections: number;
+  #unix: UnixHttpListener | undefined;
   #tcp: Server | undefined;
   #http: ReturnType<typeof createHttpServer> | undefined;
   #address: MockManagerServerAddress | undefined;
@@ -120,6 +158,13 @@ export class MockManagerServer {
     this.#log = toLogFunction(options.logger, 'mock-manager-server: ', {
       component: 'mock-manager-server',
     });
+    this.#stateful = new StatefulHttp(this.manager, this.#log);
+    this.#socketPath = options.statefulSocketPath;
+    const cap = options.statefulMaxConnections ?? DEFAULT_STATEFUL_MAX_CONNECTIONS;
+    if (!Number.isSafeInteger(cap) || cap < 1) {
+      throw new RangeError('statefulMaxConnections must be a positive integer');
+    }
+    this.#maxSocketConnections = cap;
   }
 
   /**
@@ -140,21 +185,29 @@ export class MockManagerServer {
   async #open(): Promise<MockManagerServerAddress> {
     const tcp = createServer((socket) => this.#accept(socket));
     const http = createHttpServer((request, response) => this.#handle(request, response));
+    const unix =
+      this.#socketPath === undefined
+        ? undefined
+        : new UnixHttpListener(http, this.#maxSocketConnections, this.#log);
     try {
       const port = await listen(tcp, this.#requestedPort, this.#host);
       const httpPort = await listen(http, this.#requestedHttpPort, this.#host);
+      if (unix && this.#socketPath !== undefined) await unix.listen(this.#socketPath);
       this.#tcp = tcp;
       this.#http = http;
+      this.#unix = unix;
       this.#address = { host: this.#host, port, httpPort };
+      if (this.#socketPath !== undefined) this.#address.statefulSocketPath = this.#socketPath;
     } catch (error) {
       tcp.close();
       http.close();
       throw error;
     }
     tcp.on('error', (error) => this.#log('error', `server error: ${error.message}`));
+    const socket = this.#socketPath === undefined ? '' : `, HTTP on ${this.#socketPath}`;
     this.#log(
       'info',
-      `listening on ${this.#host}:${this.#address.port}, HTTP ${this.#address.httpPort}`,
+      `listening on ${this.#host}:${this.#address.port}, HTTP ${this.#address.httpPort}${socket}`,
     );
     return this.#address;
   }
@@ -194,13 +247,16 @@ export class MockManagerServer {
     this.#starting = undefined;
     const tcp = this.#tcp;
     const http = this.#http;
+    const unix = this.#unix;
     this.#tcp = undefined;
     this.#http = undefined;
+    this.#unix = undefined;
     this.#address = undefined;
     for (const connection of this.#connections) connection.socket.destroy();
     this.#connections.clear();
     const closing: Promise<void>[] = [];
     if (tcp) closing.push(new Promise((resolve) => tcp.close(() => resolve())));
+    if (unix) closing.push(unix.close());
     if (http) {
       http.closeAllConnections();
       closing.push(new Promise((resolve) => http.close(() => resolve())));
@@ -274,6 +330,10 @@ export class MockManagerServer {
       sendJson(response, 405, { error: `${url.pathname} takes ${route.join(' or ')}` });
       return;
     }
+    if (url.pathname === '/stateful') {
+      this.#stateful.handle(request, response);
+      return;
+    }
     if (method !== 'POST') {
       this.#answer(method, url, undefined, response);
       return;
@@ -299,6 +359,7 @@ export class MockManagerServer {
           ...manager.stats,
           sessionCount: manager.sessionCount,
           connections: this.#connections.size,
+          statefulStats: manager.statefulStats,
         });
         return;
       case 'GET /documents': {
@@ -309,19 +370,12 @@ export class MockManagerServer {
         sendJson(response, 200, documents);
         return;
       }
-      case 'POST /faults': {
-        let rule: FaultRule;
-        try {
-          rule = parseFaultRule(body);
-        } catch (error) {
-          sendJson(response, 400, { error: (error as Error).message });
-          return;
-        }
-        manager.inject(rule);
-        this.#log('info', `fault injected: ${JSON.stringify(body)}`);
-        sendJson(response, 201, { status: 'ok' });
+      case 'POST /faults':
+        this.#inject(body, response, parseFaultRule, (rule) => manager.inject(rule));
         return;
-      }
+      case 'POST /stateful-faults':
+        this.#inject(body, response, parseStatefulFault, (fault) => manager.injectStateful(fault));
+        return;
       case 'DELETE /faults':
         manager.clearFaults();
         sendJson(response, 200, { status: 'ok' });
@@ -336,6 +390,23 @@ export class MockManagerServer {
         return;
     }
   }
+
+  /** Parse a fault from a POST body and inject it: 201, or 400 naming the bad field. */
+  #inject<T>(
+    body: unknown,
+    response: ServerResponse,
+    parse: (json: unknown) => T,
+    inject: (fault: T) => void,
+  ): void {
+    try {
+      inject(parse(body));
+    } catch (error) {
+      sendJson(response, 400, { error: (error as Error).message });
+      return;
+    }
+    this.#log('info', `fault injected: ${JSON.stringify(body)}`);
+    sendJson(response, 201, { status: 'ok' });
+  }
 }
 
 /** The endpoints and the methods each takes (HEAD goes with GET). */
@@ -345,6 +416,8 @@ const ROUTES: Record<string, string[] | undefined> = {
   '/documents': ['GET'],
   '/faults': ['POST', 'DELETE'],
   '/reset': ['POST'],
+  '/stateful': ['POST'],
+  '/stateful-faults': ['POST'],
 };
 
 /** A fault rule is a few hundred bytes; anything near this is a mistake. */

@@ -383,6 +383,15 @@ export class MockManager {
     this.#statefulFaults.inject(fault);
   }
 
+  /**
+   * The largest `/stateful` body this manager reads, in bytes: a longer one is answered 413
+   * without being read (see {@link MockManagerOptions.maxInflightBytes}). Infinity: no limit.
+   * {@link MockManagerServer} bounds what it reads of a request by it.
+   */
+  get statefulMaxBodyBytes(): number {
+    return this.#front5.maxBody;
+  }
+
   /** A snapshot of the `/stateful` counters (see {@link StatefulStats}). */
   get statefulStats(): StatefulStats {
     return this.#front5.stats;

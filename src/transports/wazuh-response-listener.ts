@@ -1,6 +1,4 @@
-import { chmod, lstat, mkdtemp, rename, rm, stat, unlink } from 'node:fs/promises';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { dirname, join } from 'node:path';
+import { createServer, type Socket } from 'node:net';
 import type { LogFunction, Logger } from '../interfaces/logger.js';
 import { toLogFunction } from '../logging.js';
 import {
@@ -10,6 +8,7 @@ import {
   matchSyncResponse,
   syncPrefix,
 } from './stream-framing.js';
+import { type BoundUnixSocket, bindUnixSocket } from './unix-socket-file.js';
 
 /** What a response is handed to: an `AgentSyncProtocol` fits. */
 export interface ResponseTarget {
@@ -50,10 +49,8 @@ export class WazuhResponseListener {
   readonly #targets = new Map<string, ResponseTarget>();
   readonly #prefixes = new Map<string, Uint8Array>();
   readonly #connections = new Set<Socket>();
-  #server: Server | undefined;
-  #path: string | undefined;
-  /** Device and inode of the socket file we created, so close() never removes a successor's. */
-  #created: { dev: number; ino: number } | undefined;
+  /** The socket listened on; its close() never removes a successor's file. */
+  #bound: BoundUnixSocket | undefined;
 
   /**
    * Nothing listens until `listen(path)`.
@@ -102,32 +99,10 @@ export class WazuhResponseListener {
    *   directory does not allow creating the socket.
    */
   async listen(path: string): Promise<void> {
-    if (this.#server) throw new Error(`already listening on ${this.#path}`);
-    const stale = await assertReplaceable(path);
+    if (this.#bound) throw new Error(`already listening on ${this.#bound.path}`);
     const server = createServer((socket) => this.#accept(socket));
-    // Bind inside a fresh 0700 directory, restrict the socket, then rename it
-    // into place: the socket never exists at `path` with looser permissions,
-    // and the process-wide umask is left alone.
-    const staging = await mkdtemp(join(dirname(path), '.wrl-'));
-    const stagedPath = join(staging, 's');
-    const inPlace = Buffer.byteLength(stagedPath) > MAX_SOCKET_PATH_BYTES;
-    try {
-      // A staged path too long for sockaddr_un: bind in place and restrict it at once.
-      if (inPlace && stale) await unlink(path);
-      await bind(server, inPlace ? path : stagedPath);
-      await chmod(inPlace ? path : stagedPath, 0o600);
-      if (!inPlace) await rename(stagedPath, path);
-    } catch (error) {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      throw error;
-    } finally {
-      await rm(staging, { recursive: true, force: true });
-    }
+    this.#bound = await bindUnixSocket(server, path, 0o600, this.#connections);
     server.on('error', (error) => this.#log('error', `server error: ${error.message}`));
-    const { dev, ino } = await stat(path);
-    this.#created = { dev, ino };
-    this.#server = server;
-    this.#path = path;
     this.#log('info', `listening on ${path}`);
   }
 
@@ -138,22 +113,9 @@ export class WazuhResponseListener {
 
   /** Stop listening, drop every connection and remove the socket file. */
   async close(): Promise<void> {
-    const server = this.#server;
-    const path = this.#path;
-    this.#server = undefined;
-    this.#path = undefined;
-    if (server === undefined || path === undefined) return;
-    for (const socket of this.#connections) socket.destroy();
-    this.#connections.clear();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    const created = this.#created;
-    this.#created = undefined;
-    try {
-      const now = await stat(path);
-      if (created && now.dev === created.dev && now.ino === created.ino) await unlink(path);
-    } catch {
-      // Already gone.
-    }
+    const bound = this.#bound;
+    this.#bound = undefined;
+    await bound?.close();
   }
 
   #accept(socket: Socket): void {
@@ -210,43 +172,4 @@ export class WazuhResponseListener {
       );
     }
   }
-}
-
-/** sockaddr_un holds 108 bytes with the terminating NUL. */
-const MAX_SOCKET_PATH_BYTES = 107;
-
-function bind(server: Server, path: string): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
-
-/** Throws unless `path` is absent or a socket nothing accepts on; true for the latter. */
-async function assertReplaceable(path: string): Promise<boolean> {
-  let info: Awaited<ReturnType<typeof lstat>>;
-  try {
-    info = await lstat(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
-  if (!info.isSocket()) throw new Error(`${path} exists and is not a socket; not replacing it`);
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = createConnection(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-  if (live) {
-    const error = new Error(`another process is listening on ${path}`);
-    (error as NodeJS.ErrnoException).code = 'EADDRINUSE';
-    throw error;
-  }
-  return true;
 }

@@ -1,10 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentSyncProtocol, Mode, Operation, TcpTransport } from '../../src/index.js';
+import { Option } from '../../src/wire-5/index.js';
+import { delta, json, PACKAGES, send, stateful } from '../testing/stateful-http-support.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bin = join(root, 'src', 'bin', 'mock-manager.ts');
@@ -28,6 +33,17 @@ async function firstLine(child: ChildProcess): Promise<string> {
   const [line] = (await once(lines, 'line')) as [string];
   lines.close();
   return line;
+}
+
+/** Run the command with `args` until it exits: its exit code and everything on stderr. */
+async function failure(args: string[]): Promise<{ code: number; err: string }> {
+  const child = run(args);
+  let err = '';
+  child.stderr?.on('data', (chunk) => {
+    err += chunk;
+  });
+  const [code] = (await once(child, 'exit')) as [number];
+  return { code, err };
 }
 
 describe('agent-sync-mock-manager', () => {
@@ -139,7 +155,85 @@ describe('agent-sync-mock-manager', () => {
     expect(await once(child, 'exit')).toEqual([0, null]);
   });
 
+  it('serves POST /stateful on --stateful-socket and TCP with its 5.0 flags', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mmbin-'));
+    const path = join(dir, 'inventory-sync.sock');
+    try {
+      const child = run([
+        '--stateful-socket',
+        path,
+        '--cluster-name',
+        'cluster01',
+        '--max-inflight-bytes',
+        String(2 * 1024 * 1024),
+        '--vd-feed-offset',
+        '5',
+        '--indexer-down',
+        '--stateful-fault',
+        '{"action":"unavailable","retryAfterSeconds":3}',
+      ]);
+      const ready = JSON.parse(await firstLine(child)) as { httpPort: number };
+      expect(ready).toMatchObject({ statefulSocketPath: path });
+      const unix = { socketPath: path };
+      const tcp = { port: ready.httpPort };
+      const data = delta('curl', { clusterName: 'cluster01' });
+      // --stateful-fault first, then --indexer-down: both 503, only the fault's has Retry-After.
+      const faulted = await stateful(unix, data);
+      expect(faulted).toMatchObject({ status: 503 });
+      expect(faulted.headers['retry-after']).toBe('3');
+      const down = await stateful(unix, data);
+      expect(down).toMatchObject({ status: 503 });
+      expect(down.headers['retry-after']).toBeUndefined();
+      expect(await json(tcp, 'POST', '/reset')).toEqual({ status: 200, body: { status: 'ok' } });
+
+      expect(await stateful(unix, data)).toMatchObject({ status: 200, body: '{"status":"ok"}' });
+      expect(await stateful(tcp, delta('vim'))).toMatchObject({ status: 403 });
+      const vd = delta('openssl', {
+        clusterName: 'cluster01',
+        option: Option.VDSync,
+        feedOffset: 4n,
+      });
+      expect(await stateful(tcp, vd)).toMatchObject({
+        status: 409,
+        body: '{"current_version":5,"error":"version_mismatch"}',
+      });
+      const declared = await send(tcp, {
+        headers: { 'x-wazuh-agent-id': '001' },
+        declareOnly: 2 * 1024 * 1024,
+      });
+      expect(declared.status).toBe(413);
+      expect((await json(tcp, 'GET', `/documents?index=${PACKAGES}`)).body).toMatchObject([
+        { id: 'cluster01_001_curl', data: { wazuh: { cluster: { name: 'cluster01' } } } },
+      ]);
+      // Counted since the reset; the 413 never reached the manager.
+      expect((await json(unix, 'GET', '/stats')).body).toMatchObject({
+        statefulStats: { requests: 3, answered: { 200: 1, 403: 1, 409: 1 } },
+      });
+
+      child.kill('SIGTERM');
+      expect(await once(child, 'exit')).toEqual([0, null]);
+      expect(existsSync(path)).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('exits 1 naming the socket when --stateful-socket cannot be created', async () => {
+    const { code, err } = await failure(['--stateful-socket', join(root, 'no-such-dir', 's')]);
+    expect(code).toBe(1);
+    expect(err).toContain(`cannot serve the stateful socket ${join(root, 'no-such-dir', 's')}`);
+  });
+
   it.each([
+    [['--stateful-fault', '{"action":"nap"}'], "--stateful-fault: 'action' must be one of"],
+    [['--stateful-fault', '{"action":"drop","times":0}'], "--stateful-fault: 'times' must be"],
+    [['--stateful-fault', 'drop'], '--stateful-fault must be JSON'],
+    [['--cluster-name', ''], '--cluster-name must not be empty'],
+    [['--stateful-socket', ''], '--stateful-socket must not be empty'],
+    [['--stateful-max-connections', '0'], '--stateful-max-connections must be an integer in 1..'],
+    [['--max-inflight-bytes', '1e9'], '--max-inflight-bytes must be an integer in 1..'],
+    [['--vd-feed-offset', '18446744073709551616'], '--vd-feed-offset must be an integer in 0..'],
+    [['--indexer-down=yes'], "Option '--indexer-down' does not take an argument"],
     [['--fault', '{"action":"vanish"}'], "--fault: 'action' must be one of"],
     [['--fault', 'drop'], '--fault must be JSON'],
     [['--drop-probability', '1.5'], '--drop-probability must be a number in 0..1'],
@@ -147,23 +241,13 @@ describe('agent-sync-mock-manager', () => {
     [['--workers', '0'], '--workers must be an integer in 1..'],
     [['--seed', '4294967296'], '--seed must be an integer in 0..4294967295'],
   ])('rejects %j with exit code 2', async (args, message) => {
-    const child = run(args);
-    let err = '';
-    child.stderr?.on('data', (chunk) => {
-      err += chunk;
-    });
-    const [code] = (await once(child, 'exit')) as [number];
+    const { code, err } = await failure(args);
     expect(code).toBe(2);
     expect(err).toContain(message);
   });
 
   it('rejects a bad option with exit code 2 and the usage', async () => {
-    const child = run(['--port', 'eighty']);
-    let err = '';
-    child.stderr?.on('data', (chunk) => {
-      err += chunk;
-    });
-    const [code] = (await once(child, 'exit')) as [number];
+    const { code, err } = await failure(['--port', 'eighty']);
     expect(code).toBe(2);
     expect(err).toContain('--port must be an integer');
     expect(err).toContain('Usage: agent-sync-mock-manager');

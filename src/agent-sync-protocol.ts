@@ -935,7 +935,9 @@ export class AgentSyncProtocol {
         const items = this.#recovery.snapshot();
         try {
           if (items.length === 0) return succeed(undefined, 0, 0);
-          return this.#fullStarting(items) ?? toSyncResult5(await driver.full(items, session, report));
+          const unmarked = this.#fullStarting(items);
+          if (unmarked) return unmarked;
+          return toSyncResult5(await driver.full(items, session, report));
         } finally {
           // Cleared after the attempt, whatever its outcome, as the reference does.
           this.#recovery.clear();

@@ -1,6 +1,6 @@
-// The Wazuh 5.0 FullSession wire codec (schemas/fullSession.fbs). Not part
-// of the package's public API yet: the session driver that will use it comes
-// later, and src/wire stays the seed wire until then.
+// The Wazuh 5.0 FullSession wire codec (schemas/fullSession.fbs), used by the
+// 'fullSession' session driver and the mock manager's 5.0 front. Internal: the
+// package's API speaks in sessions, not in FlatBuffers tables.
 export { decodeFullSession } from './decode.js';
 export { FullSessionEncoder } from './encode.js';
 export { MessageType } from './generated/wazuh/sync-schema/message-type.js';

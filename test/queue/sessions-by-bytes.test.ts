@@ -376,6 +376,52 @@ describe('runSessions: at most N sessions per sync, the first failure stops the 
     ]);
   });
 
+  it('ends the run at once: changes made meanwhile survive, the failed session is requeued', async () => {
+    // The sessions of one run share a take; the rows of those that went through are removed
+    // when the run ends, and a change made during the run to any taken row is kept.
+    const q = tmp.open();
+    fill(q, 9);
+    const changed = (n: number) => `{"n":${n},"changed":true}`;
+    const sent: Array<Array<[string, string]>> = [];
+    const during: Array<() => void> = [
+      () => q.persist(id(4), M, 'i', changed(4)), // not taken yet: goes in session 2
+      () => q.persist(id(1), M, 'i', changed(1)), // session 1 went through: requeued
+      () => {
+        q.persist(id(6), M, 'i', changed(6)); // in the failed session: requeued changed
+        q.persist(id(7), D, 'i', ''); // created and deleted, never sent: dropped
+      },
+    ];
+    const outcomes: SessionOutcome[] = [true, true, { success: false, dataSent: false }];
+    const result = await runSessions(
+      q,
+      (s) => {
+        sent.push(s.rows.map((r) => [r.id, r.data]));
+        during[sent.length - 1]?.();
+        return outcomes[sent.length - 1] ?? true;
+      },
+      { maxSessionBytes: capFor(3) },
+    );
+    expect(result).toEqual({ succeeded: 2, success: false, stopped: false });
+    expect(sent.map((ids) => ids.map(([i]) => i))).toEqual([
+      [id(0), id(1), id(2)],
+      [id(3), id(4), id(5)],
+      [id(6), id(7), id(8)],
+    ]);
+    expect(sent[1]?.[1]).toEqual([id(4), changed(4)]);
+    expect(q.inspect().map((e) => [e.id, e.data, e.syncStatus, e.createStatus])).toEqual([
+      [id(1), changed(1), SyncStatus.Pending, CreateStatus.Existing],
+      [id(6), changed(6), SyncStatus.Pending, CreateStatus.New],
+      [id(8), dataOf(8), SyncStatus.Pending, CreateStatus.New],
+    ]);
+    const next: string[][] = [];
+    await runSessions(q, (s) => {
+      next.push(s.rows.map((r) => r.id));
+      return true;
+    });
+    expect(next).toEqual([[id(1), id(6), id(8)]]);
+    expect(q.size()).toBe(0);
+  });
+
   it('a failure counts as possibly sent unless told otherwise', async () => {
     for (const [outcome, left] of [
       [false, [['a', D]]], // the Delete of a create that may have been indexed is kept

@@ -8,9 +8,15 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentSyncProtocol, Mode, Operation, TcpTransport } from '../../src/index.js';
-import { signRequest } from '../../src/transports/request-signature.js';
 import { Option } from '../../src/wire-5/index.js';
-import { delta, json, PACKAGES, send, stateful } from '../testing/stateful-http-support.js';
+import {
+  delta,
+  json,
+  PACKAGES,
+  send,
+  signedHeaders,
+  stateful,
+} from '../testing/stateful-http-support.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bin = join(root, 'src', 'bin', 'mock-manager.ts');
@@ -232,16 +238,8 @@ describe('agent-sync-mock-manager', () => {
       // --agent-key 1=... replaces the file's 001.
       const child = run(['--agent-keys-file', keysFile, '--agent-key', `1=${key1}`]);
       const tcp = { port: (JSON.parse(await firstLine(child)) as { httpPort: number }).httpPort };
-      const signed = (agentId: string, key: string, payload: Uint8Array) => ({
-        'protocol-version': '1',
-        authorization: signRequest({
-          method: 'POST',
-          target: '/stateful',
-          agentId,
-          key,
-          body: payload,
-        }),
-      });
+      const signed = (agentId: string, key: string, payload: Uint8Array) =>
+        signedHeaders(payload, agentId, key);
       const data = delta('curl');
       expect(await send(tcp, { headers: signed('001', key1, data), body: data })).toMatchObject({
         status: 200,

@@ -11,7 +11,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   AgentSyncProtocol,
   computeIndexChecksum,
-  type LogFields,
   Mode,
   Operation,
   QueueSyncTransport,
@@ -26,9 +25,15 @@ import {
   HttpSessionTransport,
   type HttpSessionTransportOptions,
 } from '../../src/transports/http-session-transport.js';
-import { signRequest } from '../../src/transports/request-signature.js';
-import { dbFile, doc, tempDir } from '../helpers.js';
-import { delta, json, PACKAGES, send, type Target } from '../testing/stateful-http-support.js';
+import { dbFile, doc, fullSessionAgent, type LogRecord, tempDir } from '../helpers.js';
+import {
+  delta,
+  json,
+  PACKAGES,
+  send,
+  signedHeaders,
+  type Target,
+} from '../testing/stateful-http-support.js';
 import { closed, connectUnix, recordingLogger, write } from './support.js';
 
 const KEY_001 = '0123456789abcdef'.repeat(4);
@@ -85,24 +90,11 @@ function transport(
 
 function agentOn(
   t: HttpSessionTransport,
-  options: { clusterName?: string; logs?: Array<{ message: string; fields?: LogFields }> } = {},
+  options: { clusterName?: string; logs?: LogRecord[] } = {},
 ): AgentSyncProtocol {
-  const agent = new AgentSyncProtocol({
-    moduleName: 'syscollector',
-    dbPath: dbFile(),
-    transport: t,
-    wire: 'fullSession',
-    clusterName: options.clusterName ?? 'wazuh',
-    agentInfo: { id: '001', osPlatform: 'ubuntu' },
-    logger: (_level, message, fields) =>
-      options.logs?.push({ message, ...(fields ? { fields } : {}) }),
-    syncDefaults: {
-      timeoutMs: 10_000,
-      retries: 2,
-      backoff: { minMs: 0, maxMs: 1 },
-      checkAttempts: 2,
-      checkRetryDelayMs: 1,
-    },
+  const agent = fullSessionAgent(t, {
+    ...options,
+    syncDefaults: { timeoutMs: 10_000, retries: 2, backoff: { minMs: 0, maxMs: 1 } },
   });
   cleanup.push(() => agent.close());
   return agent;
@@ -171,7 +163,7 @@ describe.each([
 
   it('503 with Retry-After (POST /stateful-faults) and 500 are retried, the wait honoured', async () => {
     const r = await rig(keys);
-    const logs: Array<{ message: string; fields?: LogFields }> = [];
+    const logs: LogRecord[] = [];
     const agent = agentOn(transport(r, via, signing()), { logs });
     const fault = { action: 'unavailable', retryAfterSeconds: 1 };
     expect(await json(r.http, 'POST', '/stateful-faults', fault)).toMatchObject({ status: 201 });
@@ -213,17 +205,8 @@ describe("remoted's signature check (agentKeys)", () => {
   it("the signed agent goes on, not X-Wazuh-Agent-Id; remoted's 400s and its order before 415", async () => {
     const r = await rig(true);
     const unix = { socketPath: r.socketPath };
-    const signed = (body: Uint8Array, agentId = '001', key = KEY_001, timestamp?: number) => ({
-      'protocol-version': '1',
-      authorization: signRequest({
-        method: 'POST',
-        target: '/stateful',
-        agentId,
-        key,
-        body,
-        ...(timestamp === undefined ? {} : { timestamp }),
-      }),
-    });
+    const signed = (body: Uint8Array, agentId = '001', key = KEY_001, timestamp?: number) =>
+      signedHeaders(body, agentId, key, timestamp);
     // Signed as 1 (client.keys spells it 001), claiming 002 in the header: stored as 001's.
     const a = delta('a');
     const claimed = await send(unix, {
@@ -382,7 +365,7 @@ describe('the HTTP front as an agent meets it', () => {
     });
     await new Promise<void>((resolve) => relay.listen(relayPath, resolve));
     cleanup.push(() => new Promise((resolve) => relay.close(resolve)));
-    const logs: Array<{ message: string; fields?: LogFields }> = [];
+    const logs: LogRecord[] = [];
     const t = new HttpSessionTransport({
       socketPath: relayPath,
       agentId: '001',
@@ -403,7 +386,7 @@ describe('the HTTP front as an agent meets it', () => {
     const head =
       'POST /stateful HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\n' +
       `Content-Length: ${body.length}\r\nprotocol-version: 1\r\nX-Session-Id: syscollector-1\r\n` +
-      `Authorization: ${signRequest({ method: 'POST', target: '/stateful', agentId: '001', key: KEY_001, body })}\r\n\r\n`;
+      `Authorization: ${signedHeaders(body, '001', KEY_001).authorization}\r\n\r\n`;
     const bytes = Buffer.concat([Buffer.from(head, 'latin1'), body]);
     const socket = await connectUnix(r.socketPath);
     const chunks: Buffer[] = [];

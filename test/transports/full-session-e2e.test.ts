@@ -333,7 +333,10 @@ describe('the HTTP front as an agent meets it', () => {
     expect(!result.ok && result.message).toContain('Too many concurrent connections');
     held.destroy();
     await closed(held);
-    // The sync's retries cover the server noticing the close after the next connection came.
+    // Until the server has seen the close too, a connection is still refused 503.
+    while (
+      (await send({ socketPath: r.socketPath }, { method: 'GET', path: '/health' })).status === 503
+    );
     const again = await agent.synchronizeModule(Mode.Delta);
     expect(again).toMatchObject({ ok: true, sent: 1 });
   });
@@ -341,10 +344,15 @@ describe('the HTTP front as an agent meets it', () => {
   it('a request answered never (fault drop, applied) is timed out and resent; the session is applied once', async () => {
     const r = await rig(true);
     r.server.manager.injectStateful({ action: 'drop', applied: true });
-    const agent = agentOn(transport(r, 'unix', { agentKey: KEY_001, timeoutMs: 300 }));
+    const agent = agentOn(transport(r, 'unix', { agentKey: KEY_001, timeoutMs: 500 }));
     agent.persistDifference('a', Operation.Create, PACKAGES, doc('a'));
     expect(await agent.synchronizeModule(Mode.Delta)).toMatchObject({ ok: true, sent: 1 });
-    expect(r.server.manager.statefulStats).toMatchObject({ unanswered: 1, answered: { 200: 1 } });
+    // (A loaded machine may time out an answered attempt too: more 200s, never a second store.)
+    const { unanswered, answered } = r.server.manager.statefulStats;
+    expect({ unanswered, answered: Object.keys(answered) }).toEqual({
+      unanswered: 1,
+      answered: ['200'],
+    });
     expect(r.server.manager.documentCount(PACKAGES)).toBe(1);
   });
 

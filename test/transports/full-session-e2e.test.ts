@@ -20,6 +20,7 @@ import {
   AgentdIntake,
   MockManagerServer,
   type MockManagerServerOptions,
+  parseClientKeys,
 } from '../../src/testing/index.js';
 import {
   HttpSessionTransport,
@@ -250,6 +251,23 @@ describe("remoted's signature check (agentKeys)", () => {
       'missing',
     ]);
     expect(r.server.manager.statefulStats.requests).toBe(1);
+  });
+
+  it("parseClientKeys reads client.keys as remoted's keystore does", () => {
+    const text = [
+      '# a comment',
+      '',
+      ' 004 indented any aa',
+      '001 web any k1',
+      '2 db 10.0.0.2 k2\r',
+      '003 !removed any k3',
+      '005 #removed any k5',
+      'six six any k6',
+      '007 short any',
+      '4294967296 overflow any k8',
+      '0001 web-again any k1b',
+    ].join('\n');
+    expect(parseClientKeys(text)).toEqual({ '001': 'k1b', '002': 'k2' });
   });
 
   it('a key remoted cannot decode (upper case) refuses that agent; a function keystore works', async () => {

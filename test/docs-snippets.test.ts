@@ -100,7 +100,7 @@ describe('code in the docs', () => {
   it('finds the guide and the README snippets', () => {
     expect(snippets.filter((s) => s.where.startsWith('docs/')).length).toBeGreaterThanOrEqual(6);
     expect(snippets.filter((s) => s.where.startsWith('README.md Usage')).length).toBe(2);
-    expect(snippets.filter((s) => s.where.startsWith('README.md Wazuh 5.0')).length).toBe(2);
+    expect(snippets.filter((s) => s.where.startsWith('README.md Wazuh 5.0')).length).toBe(4);
   });
 
   it.each(snippets)('$where appears verbatim in an example region', ({ code }) => {

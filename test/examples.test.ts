@@ -47,6 +47,13 @@ describe('examples run as documented', () => {
     expect(held).toBe(expected);
   });
 
+  it("README's Wazuh 5.0 set-ups: straight to a signing manager, and beside an agent daemon", async () => {
+    const { stdout } = await run('readme-wazuh-5.ts');
+    expect(stdout).toContain('straight to the manager: 1 sent');
+    expect(stdout).toContain('beside the agent: 1 sent');
+    expect(stdout).toContain('manager holds: wazuh_001_curl, wazuh_001_vim');
+  });
+
   it('FIM module: changes made while the manager is offline arrive later, coalesced', async () => {
     const { stdout } = await run('fim-module.ts');
     expect(stdout).toContain('sync failed (manager-offline); 2 changes stay queued');

@@ -2,6 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
+import { AgentSyncProtocol } from '../src/agent-sync-protocol.js';
+import type { LogFields } from '../src/interfaces/logger.js';
+import type { SyncOptions } from '../src/interfaces/options.js';
+import type { SessionTransport } from '../src/interfaces/session-transport.js';
 import type { MQueueTransport } from '../src/interfaces/transport.js';
 import {
   decodeAgentMessage,
@@ -167,4 +171,42 @@ export function scriptedManager(options: ScriptedManagerOptions = {}): ScriptedT
 
 export function doc(id: string, extra: Record<string, unknown> = {}): string {
   return JSON.stringify({ id, checksum: { hash: { sha1: `sha-${id}` } }, ...extra });
+}
+
+/** A log line as {@link fullSessionAgent} records it. */
+export interface LogRecord {
+  message: string;
+  fields?: LogFields;
+}
+
+/**
+ * Module 'syscollector' of agent 001 on the 'fullSession' wire (cluster 'wazuh' unless told),
+ * with no backoff and quick Check retries, logging into `logs`. The caller closes it.
+ */
+export function fullSessionAgent(
+  transport: SessionTransport,
+  options: {
+    clusterName?: string;
+    logs?: LogRecord[];
+    syncDefaults?: Omit<SyncOptions, 'signal' | 'onProgress'>;
+  } = {},
+): AgentSyncProtocol {
+  return new AgentSyncProtocol({
+    moduleName: 'syscollector',
+    dbPath: dbFile(),
+    transport,
+    wire: 'fullSession',
+    clusterName: options.clusterName ?? 'wazuh',
+    agentInfo: { id: '001', osPlatform: 'ubuntu' },
+    logger: (_level, message, fields) =>
+      options.logs?.push({ message, ...(fields ? { fields } : {}) }),
+    syncDefaults: {
+      timeoutMs: 5000,
+      retries: 1,
+      backoff: { minMs: 0 },
+      checkAttempts: 2,
+      checkRetryDelayMs: 1,
+      ...options.syncDefaults,
+    },
+  });
 }

@@ -2,7 +2,9 @@
 // agent-sync-mock-manager: a MockManager served over TCP (and a Unix socket for the 5.0
 // `POST /stateful`), for agents in other processes. Prints
 // {"port":N,"httpPort":M,"seed":S[,"statefulSocketPath":P]} on one stdout line when ready.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parseClientKeys } from '../testing/client-keys.js';
 import { parseFaultRule } from '../testing/fault-rule-json.js';
 import { MockManager } from '../testing/mock-manager.js';
 import { MockManagerServer } from '../testing/mock-manager-server.js';
@@ -40,13 +42,18 @@ Wazuh 5.0 (POST /stateful, on the HTTP port and the --stateful-socket):
   --indexer-down           start with the indexer unreachable: sessions are answered 503
   --stateful-fault JSON    inject a /stateful fault (repeatable), e.g.
                            '{"action":"unavailable","retryAfterSeconds":5,"times":2}'
+  --agent-key ID=HEX       require signed /stateful requests, as remoted does, and accept agent
+                           ID's signature with the client.keys key HEX (repeatable)
+  --agent-keys-file PATH   the same for every agent of a client.keys file (ID NAME IP KEY lines),
+                           read once at start; --agent-key entries take precedence
 
   --verbose                log the manager's activity on stderr
   --help                   show this help
 
 HTTP: GET /health, GET /stats, GET /documents[?index=NAME&agent=ID],
       POST /faults (a fault rule as JSON), POST /stateful-faults (a stateful fault as JSON),
-      DELETE /faults, POST /reset, POST /stateful (a 5.0 session; X-Wazuh-Agent-Id header)
+      DELETE /faults, POST /reset, POST /stateful (a 5.0 session; X-Wazuh-Agent-Id header,
+      or with agent keys the Authorization signature)
 Stops on SIGINT or SIGTERM.`;
 
 function integer(name: string, text: string | undefined, min: number, max: number): number {
@@ -94,6 +101,26 @@ function clusterName(text: string | undefined): string | undefined {
   return text;
 }
 
+/** --agent-keys-file, then each --agent-key ID=HEX over it; undefined when neither is given. */
+function agentKeys(
+  file: string | undefined,
+  pairs: readonly string[] | undefined,
+): Record<string, string> | undefined {
+  if (file === undefined && pairs === undefined) return undefined;
+  if (file === '') throw new RangeError('--agent-keys-file must not be empty');
+  // Unreadable: an Error, not a RangeError, so it exits 1 like a port already taken.
+  const keys = file === undefined ? {} : parseClientKeys(readFileSync(file, 'utf8'));
+  for (const pair of pairs ?? []) {
+    const match = /^([0-9]+)=([^=\s]+)$/.exec(pair);
+    if (!match)
+      throw new RangeError(`--agent-key must be ID=HEX (e.g. 001=<64 hex>), got '${pair}'`);
+    const [, id = '', hex = ''] = match;
+    // As parseClientKeys spells ids, so '1' replaces the file's '001'.
+    keys[BigInt(id).toString().padStart(3, '0')] = hex;
+  }
+  return keys;
+}
+
 function emptySessions(text: string | undefined): 'accept' | 'refuse' | undefined {
   if (text === undefined || text === 'accept' || text === 'refuse') return text;
   throw new RangeError(`--empty-sessions must be accept or refuse, got '${text}'`);
@@ -119,6 +146,8 @@ async function main(): Promise<void> {
       'vd-feed-offset': { type: 'string' },
       'indexer-down': { type: 'boolean' },
       'stateful-fault': { type: 'string', multiple: true },
+      'agent-key': { type: 'string', multiple: true },
+      'agent-keys-file': { type: 'string' },
       verbose: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -151,6 +180,7 @@ async function main(): Promise<void> {
   const statefulFaults = (values['stateful-fault'] ?? []).map((text) =>
     jsonFlag('stateful-fault', text, parseStatefulFault),
   );
+  const keys = agentKeys(values['agent-keys-file'], values['agent-key']);
   const socketPath = values['stateful-socket'];
   if (socketPath === '') throw new RangeError('--stateful-socket must not be empty');
   if (drop !== undefined) {
@@ -166,6 +196,7 @@ async function main(): Promise<void> {
     httpPort: integer('http-port', values['http-port'], 0, 65535),
     statefulSocketPath: socketPath,
     statefulMaxConnections: optional('stateful-max-connections', 1),
+    ...(keys === undefined ? {} : { agentKeys: keys }),
     logger,
   });
   // Handlers go in before the ports line: a caller may signal as soon as it reads it.

@@ -13,6 +13,7 @@ export {
   type AgentdIntakeSession,
   type AgentdIntakeStats,
 } from './agentd-intake.js';
+export { type AgentKeys, parseClientKeys } from './client-keys.js';
 export { isAgentScopedStateIndex } from './full-session-front.js';
 
 export {

@@ -14,6 +14,7 @@ import {
   parseQueueMessage,
   syncPrefix,
 } from '../transports/stream-framing.js';
+import { type AgentKeys, agentKeyLookup } from './client-keys.js';
 import { parseFaultRule } from './fault-rule-json.js';
 import {
   type FaultRule,
@@ -57,6 +58,22 @@ export interface MockManagerServerOptions {
    * `max_parallel_connections` does. Default 1024, the real default.
    */
   statefulMaxConnections?: number;
+  /**
+   * Check `/stateful` request signatures with these agent keys, as remoted does in front of the
+   * manager module: the client.keys hex of each agent by id (`'001'` and `'1'` are the same
+   * agent), or a function given the id as client.keys spells it (see {@link parseClientKeys} to
+   * read a client.keys file). Every `/stateful` request (on the HTTP port and on
+   * `statefulSocketPath`) must then carry `protocol-version: 1` (else 400) and a valid
+   * `Authorization: Wazuh <id>:<ts>:<mac>` (else 401 `Invalid client authentication`, whatever
+   * the cause: no header, a malformed one, a timestamp outside 300 s back or 30 s ahead, an
+   * unknown agent, a key that is not lowercase hex of 16, 24 or 32 bytes, a wrong MAC); an
+   * empty body is 400 `Empty request body`. The check runs after the body is read and before
+   * its Content-Encoding is acted on (415 only for an authenticated request). The session goes
+   * to the manager as sent by the signed agent: `X-Wazuh-Agent-Id` is ignored, as remoted
+   * writes its own. Default: none, the module reached directly (`X-Wazuh-Agent-Id` names the
+   * agent).
+   */
+  agentKeys?: AgentKeys;
   /**
    * Where the server logs listening, dropped connections and injected faults, each message
    * prefixed `mock-manager-server: ` (the manager logs through its own `logger`). Default: silent.
@@ -108,6 +125,8 @@ interface Connection {
  *   {@link MockManager.statefulMaxBodyBytes} (the body is not read), 415 for a
  *   `Content-Encoding` other than zstd (or zstd where the runtime lacks it, as Node 20 does).
  *   With `statefulSocketPath` the whole HTTP endpoint is also served on that Unix socket.
+ *   With `agentKeys`, requests must also be signed, as remoted requires in front of the module
+ *   (see {@link MockManagerServerOptions.agentKeys}).
  *
  * Each seed-wire answer goes to the connection that started the session.
  *
@@ -147,7 +166,12 @@ export class MockManagerServer {
   #starting: Promise<MockManagerServerAddress> | undefined;
   #closed = false;
 
-  /** Nothing listens until {@link start}. */
+  /**
+   * Nothing listens until {@link start}.
+   *
+   * @throws RangeError for `statefulMaxConnections` out of range; TypeError for an `agentKeys`
+   *   record naming an agent id that is not decimal digits.
+   */
   constructor(options: MockManagerServerOptions = {}) {
     this.#ownsManager = options.manager === undefined;
     this.manager = options.manager ?? new MockManager(options.managerOptions);
@@ -158,7 +182,8 @@ export class MockManagerServer {
     this.#log = toLogFunction(options.logger, 'mock-manager-server: ', {
       component: 'mock-manager-server',
     });
-    this.#stateful = new StatefulHttp(this.manager, this.#log);
+    const keyFor = options.agentKeys === undefined ? undefined : agentKeyLookup(options.agentKeys);
+    this.#stateful = new StatefulHttp(this.manager, this.#log, keyFor);
     this.#socketPath = options.statefulSocketPath;
     const cap = options.statefulMaxConnections ?? DEFAULT_STATEFUL_MAX_CONNECTIONS;
     if (!Number.isSafeInteger(cap) || cap < 1) {

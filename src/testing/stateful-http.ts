@@ -1,14 +1,20 @@
 // The Wazuh 5.0 HTTP front of MockManagerServer: `POST /stateful` as the manager's
 // inventory_sync_server serves it over its Unix socket (wazuh/wazuh f838614611,
-// src/wazuh_modules/inventory_sync_server/src/http_server/), plus the one thing remoted does
-// before forwarding that an agent talking to a test rig sees (Content-Encoding, from
-// src/remoted/remoted_module/src/decoding/bodyDecoder.cpp). Each request-level check below
-// cites the source it mirrors; what the body means is MockManager.stateful's business.
+// src/wazuh_modules/inventory_sync_server/src/http_server/), plus what remoted does before
+// forwarding that an agent talking to a test rig sees: Content-Encoding (from
+// src/remoted/remoted_module/src/decoding/bodyDecoder.cpp) and, with agent keys, the request
+// signature (auth/authMiddleware.cpp, endpoints/authGateway.cpp, endpoints/statefulEndpoint.cpp).
+// Each request-level check below cites the source it mirrors; what the body means is
+// MockManager.stateful's business.
 import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import * as zlib from 'node:zlib';
 import type { LogFunction } from '../interfaces/logger.js';
 import { errorMessage } from '../session/sync-error.js';
+import {
+  SIGNATURE_PROTOCOL_VERSION,
+  verifyRequestSignature,
+} from '../transports/request-signature.js';
 import { type BoundUnixSocket, bindUnixSocket } from '../transports/unix-socket-file.js';
 import type { MockManager, StatefulAnswer } from './mock-manager.js';
 
@@ -40,14 +46,20 @@ type Zstd = (buffer: Buffer, options?: { maxOutputLength?: number }) => Buffer;
  */
 const zstdDecompress = (zlib as unknown as { zstdDecompressSync?: Zstd }).zstdDecompressSync;
 
+/** The key of an agent by its id as signed; empty bytes for an unusable key (see client-keys.ts). */
+export type KeyLookup = (signedAgentId: string) => Uint8Array | undefined;
+
 /** Answers `POST /stateful` for a {@link MockManager}; MockManagerServer routes requests here. */
 export class StatefulHttp {
   readonly #manager: MockManager;
   readonly #log: LogFunction;
+  readonly #keyFor: KeyLookup | undefined;
 
-  constructor(manager: MockManager, log: LogFunction) {
+  /** With `keyFor`, every request must be signed, as remoted requires (see {@link authenticate}). */
+  constructor(manager: MockManager, log: LogFunction, keyFor?: KeyLookup) {
     this.#manager = manager;
     this.#log = log;
+    this.#keyFor = keyFor;
   }
 
   /** Answer one `POST /stateful`; the response always closes the connection. */
@@ -64,11 +76,16 @@ export class StatefulHttp {
         // Only a peer sending more than it declared gets here (Node's parser stops at
         // Content-Length); requestParser.cpp `onBody` checks each chunk the same way.
         if (body === undefined) return send(response, refusal(413, 'Request body is too large'));
-        // Here goes the signature check over `body` (see #statefulRequest), before decoding.
+        let agentId = head.agentId;
+        if (this.#keyFor !== undefined) {
+          const checked = this.#authenticate(request, body, this.#keyFor);
+          if (typeof checked !== 'string') return send(response, checked);
+          agentId = checked;
+        }
         const decoded = decode(head.encoding, body, cap);
         if ('status' in decoded) return send(response, decoded);
         this.#manager
-          .stateful(decoded, { agentId: head.agentId, sessionId: head.sessionId })
+          .stateful(decoded, { agentId, sessionId: head.sessionId })
           .then((answer) => send(response, answer));
       },
       (error: unknown) => this.#log('debug', `stateful request lost: ${errorMessage(error)}`),
@@ -76,11 +93,48 @@ export class StatefulHttp {
   }
 
   /**
-   * The request-level checks and header parsing of a `/stateful` request, in one place. A
-   * signature check (`Authorization: Wazuh <id>:<ts>:<AES-CMAC hex>`, answered 401 like remoted's
-   * auth/authMiddleware.cpp) belongs here: parse the header here, and verify the MAC over the
-   * body once it is read and before it is decoded (in handle), the order of remoted's
-   * endpoints/authGateway.cpp, which acts on Content-Encoding only after authentication.
+   * remoted's part, when agent keys are configured, once the body is read and before it is
+   * decoded (endpoints/authGateway.cpp: authentication, then the body decoder): the agent id
+   * the request goes on with (the signed one, as client.keys spells it), or the refusal.
+   * - 400 `Missing required header: protocol-version` / `Unsupported protocol-version`
+   *   (auth/authMiddleware.cpp `beginSession` step 1, `publicErrorFor`).
+   * - 401 `Invalid client authentication`: no, malformed, expired or future `Authorization`, an
+   *   unknown agent, an unusable key, a MAC that does not match; one answer for all, so a client
+   *   cannot tell which (`publicErrorFor`); the reason is logged, as `errorResponseFor` does.
+   * - 400 `Empty request body` (endpoints/statefulEndpoint.cpp `makeHandler`).
+   *
+   * The agent's own `X-Wazuh-Agent-Id` is not used: remoted writes the header itself from the
+   * verified signature (statefulEndpoint.cpp `target`), so a different one changes nothing.
+   */
+  #authenticate(
+    request: IncomingMessage,
+    body: Buffer,
+    keyFor: KeyLookup,
+  ): string | StatefulAnswer {
+    const version = request.headers['protocol-version'];
+    if (version === undefined || version === '') {
+      return refusal(400, 'Missing required header: protocol-version');
+    }
+    if (version !== SIGNATURE_PROTOCOL_VERSION) return refusal(400, 'Unsupported protocol-version');
+    const verdict = verifyRequestSignature(request.headers.authorization, {
+      method: request.method ?? 'POST',
+      target: request.url ?? '/stateful',
+      body,
+      keyFor,
+    });
+    if (!verdict.ok) {
+      this.#log('debug', `stateful request refused 401 (${verdict.reason}): ${verdict.message}`, {
+        reason: verdict.reason,
+      });
+      return refusal(401, 'Invalid client authentication');
+    }
+    if (body.length === 0) return refusal(400, 'Empty request body');
+    return verdict.agentId;
+  }
+
+  /**
+   * The request-level checks and header parsing of a `/stateful` request, in one place; the
+   * signature, when checked, is verified over the body once it is read (see #authenticate).
    */
   #statefulRequest(request: IncomingMessage): StatefulHead | StatefulAnswer {
     // requestParser.cpp `onHeadersComplete`: a chunked body is refused (411), and a declared
@@ -101,7 +155,8 @@ export class StatefulHttp {
     const zstd = header.toLowerCase() === 'zstd' && zstdDecompress !== undefined;
     const encoding = header === '' ? 'none' : zstd ? 'zstd' : 'unsupported';
     // endpoints/syncEndpoint.cpp reads the agent id header remoted sets; a missing one is
-    // answered 400 by the manager after the body is read, as there.
+    // answered 400 by the manager after the body is read, as there. With agent keys, the signed
+    // id replaces it (#authenticate).
     const agentId = request.headers['x-wazuh-agent-id'];
     const sessionId = request.headers['x-session-id'];
     return {

@@ -2,6 +2,7 @@
 // socket) with FullSession bodies built from the wire-5 test helpers; shared by the server's
 // and the CLI's tests.
 import { type Agent, type IncomingHttpHeaders, request } from 'node:http';
+import { signRequest } from '../../src/transports/request-signature.js';
 import {
   type DecodedPayload,
   type DecodedStart,
@@ -109,3 +110,24 @@ export const json = async (target: Target, method: string, path: string, payload
   });
   return { status: reply.status, body: JSON.parse(reply.body) as unknown };
 };
+
+/**
+ * The headers of a `POST /stateful` of `payload` signed as agent `agentId` with `key` (at
+ * `timestamp`, default now): `protocol-version` and `Authorization`, as an agent sends them.
+ */
+export const signedHeaders = (
+  payload: Uint8Array,
+  agentId: string,
+  key: string,
+  timestamp?: number,
+) => ({
+  'protocol-version': '1',
+  authorization: signRequest({
+    method: 'POST',
+    target: '/stateful',
+    agentId,
+    key,
+    body: payload,
+    ...(timestamp === undefined ? {} : { timestamp }),
+  }),
+});

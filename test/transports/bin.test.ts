@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -9,7 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentSyncProtocol, Mode, Operation, TcpTransport } from '../../src/index.js';
 import { Option } from '../../src/wire-5/index.js';
-import { delta, json, PACKAGES, send, stateful } from '../testing/stateful-http-support.js';
+import {
+  delta,
+  json,
+  PACKAGES,
+  send,
+  signedHeaders,
+  stateful,
+} from '../testing/stateful-http-support.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bin = join(root, 'src', 'bin', 'mock-manager.ts');
@@ -218,6 +225,51 @@ describe('agent-sync-mock-manager', () => {
     }
   });
 
+  it('--agent-keys-file and --agent-key: /stateful takes only signed requests', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mmbin-'));
+    try {
+      const keysFile = join(dir, 'client.keys');
+      const key1 = 'ab'.repeat(32);
+      const key2 = 'cd'.repeat(32);
+      await writeFile(
+        keysFile,
+        `# comment\n001 web any ${'00'.repeat(32)}\n002 db any ${key2}\n003 !gone any ${key1}\n`,
+      );
+      // --agent-key 1=... replaces the file's 001.
+      const child = run(['--agent-keys-file', keysFile, '--agent-key', `1=${key1}`]);
+      const tcp = { port: (JSON.parse(await firstLine(child)) as { httpPort: number }).httpPort };
+      const signed = (agentId: string, key: string, payload: Uint8Array) =>
+        signedHeaders(payload, agentId, key);
+      const data = delta('curl');
+      expect(await send(tcp, { headers: signed('001', key1, data), body: data })).toMatchObject({
+        status: 200,
+      });
+      const refused = { status: 401, body: '{"error":"Invalid client authentication","code":401}' };
+      expect(await stateful(tcp, data)).toMatchObject({ status: 400 }); // no protocol-version
+      expect(await stateful(tcp, data, '001', { 'protocol-version': '1' })).toMatchObject(refused);
+      expect(
+        await send(tcp, { headers: signed('001', '00'.repeat(32), data), body: data }),
+      ).toMatchObject(refused);
+      expect(await send(tcp, { headers: signed('003', key1, data), body: data })).toMatchObject(
+        refused,
+      );
+      // Agent 002 signs for itself; the session names agent 001.
+      expect(await send(tcp, { headers: signed('002', key2, data), body: data })).toMatchObject({
+        status: 403,
+      });
+      child.kill('SIGTERM');
+      expect(await once(child, 'exit')).toEqual([0, null]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('exits 1 when --agent-keys-file cannot be read', async () => {
+    const { code, err } = await failure(['--agent-keys-file', join(root, 'no-such-file')]);
+    expect(code).toBe(1);
+    expect(err).toContain('no-such-file');
+  });
+
   it('exits 1 naming the socket when --stateful-socket cannot be created', async () => {
     const { code, err } = await failure(['--stateful-socket', join(root, 'no-such-dir', 's')]);
     expect(code).toBe(1);
@@ -234,6 +286,9 @@ describe('agent-sync-mock-manager', () => {
     [['--max-inflight-bytes', '1e9'], '--max-inflight-bytes must be an integer in 1..'],
     [['--vd-feed-offset', '18446744073709551616'], '--vd-feed-offset must be an integer in 0..'],
     [['--indexer-down=yes'], "Option '--indexer-down' does not take an argument"],
+    [['--agent-key', '001'], '--agent-key must be ID=HEX'],
+    [['--agent-key', 'web=abcd'], '--agent-key must be ID=HEX'],
+    [['--agent-keys-file', ''], '--agent-keys-file must not be empty'],
     [['--fault', '{"action":"vanish"}'], "--fault: 'action' must be one of"],
     [['--fault', 'drop'], '--fault must be JSON'],
     [['--drop-probability', '1.5'], '--drop-probability must be a number in 0..1'],

@@ -15,20 +15,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  AgentSyncProtocol,
-  computeIndexChecksum,
-  type LogFields,
-  Mode,
-  Operation,
-} from '../../src/index.js';
+import { computeIndexChecksum, Mode, Operation } from '../../src/index.js';
 import { MockManager } from '../../src/testing/index.js';
 import {
   HttpSessionTransport,
   type HttpSessionTransportOptions,
 } from '../../src/transports/http-session-transport.js';
 import { verifyRequestSignature } from '../../src/transports/request-signature.js';
-import { dbFile, doc } from '../helpers.js';
+import { doc, fullSessionAgent, type LogRecord } from '../helpers.js';
 
 const INDEX = 'wazuh-states-inventory-packages';
 const KEY = '0123456789abcdef'.repeat(4);
@@ -164,26 +158,8 @@ function transport(r: Rig, options: Partial<HttpSessionTransportOptions> = {}) {
   return t;
 }
 
-function agentOn(
-  t: HttpSessionTransport,
-  logs: Array<{ message: string; fields?: LogFields }> = [],
-) {
-  const agent = new AgentSyncProtocol({
-    moduleName: 'syscollector',
-    dbPath: dbFile(),
-    transport: t,
-    wire: 'fullSession',
-    clusterName: 'wazuh',
-    agentInfo: { id: '001', osPlatform: 'ubuntu' },
-    logger: (_level, message, fields) => logs.push({ message, ...(fields ? { fields } : {}) }),
-    syncDefaults: {
-      timeoutMs: 5000,
-      retries: 1,
-      backoff: { minMs: 0 },
-      checkAttempts: 2,
-      checkRetryDelayMs: 1,
-    },
-  });
+function agentOn(t: HttpSessionTransport, logs: LogRecord[] = []) {
+  const agent = fullSessionAgent(t, { logs });
   cleanup.push(() => agent.close());
   return agent;
 }
@@ -371,7 +347,7 @@ describe('HttpSessionTransport: answers as the sync sees them', () => {
 
   it('503 with Retry-After: the answer carries it, and the sync waits at least that long', async () => {
     const r = await rig();
-    const logs: Array<{ message: string; fields?: LogFields }> = [];
+    const logs: LogRecord[] = [];
     const agent = agentOn(transport(r), logs);
     agent.persistDifference('a', Operation.Create, INDEX, doc('a'));
     r.manager.injectStateful({ action: 'unavailable', retryAfterSeconds: 1 });

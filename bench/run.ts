@@ -387,36 +387,34 @@ function childSync(
     dispose();
   }
 }
-const scale = { small: [] as number[], large: [] as number[], rss: [] as number[] };
-for (let i = 0; i < RUNS; i++) {
-  scale.small.push(childSync(100_000).seconds);
-  const large = childSync(1_000_000);
-  scale.large.push(large.seconds);
-  scale.rss.push(large.rssGrowthMiB);
-  log(
-    `  run ${i + 1}: 100k ${scale.small.at(-1)?.toFixed(2)} s, 1M ${large.seconds.toFixed(2)} s, RSS +${large.rssGrowthMiB.toFixed(1)} MiB`,
-  );
+/** 100k and 1M syncs in child processes, RUNS times: each one's time, and the 1M RSS growth. */
+function scaleRuns(wire: 'seed' | 'fullSession'): { small: number; large: number; rss: number } {
+  const small: number[] = [];
+  const large: number[] = [];
+  const rss: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    small.push(childSync(100_000, wire).seconds);
+    const run = childSync(1_000_000, wire);
+    large.push(run.seconds);
+    rss.push(run.rssGrowthMiB);
+    log(
+      `  run ${i + 1}: 100k ${small.at(-1)?.toFixed(2)} s, 1M ${run.seconds.toFixed(2)} s, RSS +${run.rssGrowthMiB.toFixed(1)} MiB`,
+    );
+  }
+  return { small: median(small), large: median(large), rss: median(rss) };
 }
-const sync_rss_growth_mib_1m = median(scale.rss);
-const sync_1m_over_100k_time_ratio = median(scale.large) / median(scale.small);
+const scale = scaleRuns('seed');
+const sync_rss_growth_mib_1m = scale.rss;
+const sync_1m_over_100k_time_ratio = scale.large / scale.small;
 // The agent's side alone: the same 100k sync to the stand-in instead of the mock manager.
-const sync_stand_in_msgs_per_s = (100_000 + 3) / median(scale.small);
+const sync_stand_in_msgs_per_s = (100_000 + 3) / scale.small;
 
 log(
   '5.0 Delta of 100,000 and 1,000,000 items in child processes (stand-in answers 200, keeps nothing)',
 );
-const scale5 = { small: [] as number[], large: [] as number[], rss: [] as number[] };
-for (let i = 0; i < RUNS; i++) {
-  scale5.small.push(childSync(100_000, 'fullSession').seconds);
-  const large = childSync(1_000_000, 'fullSession');
-  scale5.large.push(large.seconds);
-  scale5.rss.push(large.rssGrowthMiB);
-  log(
-    `  run ${i + 1}: 100k ${scale5.small.at(-1)?.toFixed(2)} s, 1M ${large.seconds.toFixed(2)} s, RSS +${large.rssGrowthMiB.toFixed(1)} MiB`,
-  );
-}
-const fs_rss_growth_mib_1m = median(scale5.rss);
-const fs_1m_over_100k_time_ratio = median(scale5.large) / median(scale5.small);
+const scale5 = scaleRuns('fullSession');
+const fs_rss_growth_mib_1m = scale5.rss;
+const fs_1m_over_100k_time_ratio = scale5.large / scale5.small;
 
 // ---- WAL growth ---------------------------------------------------------------------------
 log('1,000,000 coalescing writes');

@@ -1,6 +1,7 @@
 // Drives AgentSyncProtocol (wire 'fullSession') through HttpSessionTransport against the REAL
 // Wazuh 5.0 manager module (inventory_sync_server), not part of the test suite. It needs the
-// module built and running, per /work/shared/wazuh-5-manager/README.md:
+// module built from wazuh/wazuh f838614611 and running, with the maintainers' harness (not part
+// of this repository):
 //
 //   WAZUH_SRC=<wazuh checkout or mirror> ISS_BUILD_DIR=/tmp/iss-build ./build.sh
 //   ./run.sh /tmp/iss/inventory-sync.sock cluster01 &

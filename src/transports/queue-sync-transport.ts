@@ -4,8 +4,8 @@
 // src/shared_modules/sync_protocol/src/sync_socket_transport.cpp: sendSession, checkStatus;
 // src/agent_sync_protocol.cpp: runSession's hand-off retries and result wait).
 //
-// Where the reference code says more than, or other than, /work/shared/FULLSESSION.md ("How
-// it travels"), the code was followed:
+// Where the reference code says more than, or other than, the summary of the contract we
+// started from, the code was followed:
 // - agentd refusing a session because its /stateful queue (64 sessions) is full also reports
 //   `HCRESULT:<n>:503:` for it (src/client-agent/https_client/src/httpsClientFacade.cpp,
 //   startSyncIntake), on another socket than the 0 byte; the page names only the byte. The

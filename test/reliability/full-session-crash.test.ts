@@ -17,9 +17,10 @@ import { Mode } from '../../src/enums/mode.js';
 import { Operation } from '../../src/enums/operation.js';
 import { MockManager } from '../../src/testing/mock-manager.js';
 import {
+  buildModel,
   type ChildToParent,
+  divergence,
   FAST,
-  makeDocument,
   managerDocuments5,
   openAgent5,
   type ParentToChild,
@@ -94,35 +95,6 @@ function runUntilKilled(
   });
 }
 
-/** id -> JSON text of the final document (null: deleted). */
-type State = Map<string, string | null>;
-
-/** The acknowledged final states, and the one change in flight at each kill. */
-function buildModel(kills: readonly Kill[]): { acked: State; maybe: State } {
-  const acked: State = new Map();
-  const maybe: State = new Map();
-  for (const kill of kills) {
-    let inFlight: [string, string | null] | undefined;
-    for (const line of kill.lines) {
-      const [kind, id, op, version, tag] = line.split(' ');
-      if (kind !== 'T' && kind !== 'P') continue;
-      if (id === undefined || op === undefined || version === undefined || tag === undefined) {
-        throw new Error(line);
-      }
-      const state = Number(op) === Operation.Delete ? null : makeDocument(id, tag, Number(version));
-      if (kind === 'T') {
-        inFlight = [id, state];
-      } else {
-        acked.set(id, state);
-        maybe.delete(id);
-        inFlight = undefined;
-      }
-    }
-    if (inFlight) maybe.set(inFlight[0], inFlight[1]);
-  }
-  return { acked, maybe };
-}
-
 const counts = {
   kills: 0,
   trials: 0,
@@ -180,18 +152,8 @@ async function trial(seed: number, points: readonly Point[]): Promise<void> {
     expect(result.ok, `${where}: ${show(result)}`).toBe(true);
     expect(pending).toBe(0);
 
-    const docs = managerDocuments5(manager);
-    const ids = new Set([...acked.keys(), ...maybe.keys(), ...Object.keys(docs)]);
-    counts.items += ids.size;
-    const wrong: string[] = [];
-    for (const id of ids) {
-      const got = id in docs ? JSON.stringify(docs[id]) : null;
-      const allowed = [acked.get(id) ?? null];
-      if (maybe.has(id)) allowed.push(maybe.get(id) ?? null);
-      if (!allowed.includes(got)) {
-        wrong.push(`${id}: manager has ${got}, expected ${allowed.join(' or ')}`);
-      }
-    }
+    const { wrong, ids } = divergence(managerDocuments5(manager), { acked, maybe });
+    counts.items += ids;
     expect(wrong, where).toEqual([]);
   } finally {
     await manager.close();

@@ -3,9 +3,11 @@
 import { createHash } from 'node:crypto';
 import { AgentSyncProtocol } from '../../src/agent-sync-protocol.js';
 import { computeIndexChecksum } from '../../src/checksum.js';
+import { Operation } from '../../src/enums/operation.js';
 import type { Logger } from '../../src/interfaces/logger.js';
 import type { SyncOptions } from '../../src/interfaces/options.js';
 import type { SessionTransport } from '../../src/interfaces/session-transport.js';
+import type { StoredDocument } from '../../src/testing/document-index.js';
 import type { MockManager } from '../../src/testing/mock-manager.js';
 import { AGENT_ID, MODULE } from './support.js';
 
@@ -69,11 +71,16 @@ export function expectedDocuments5(state: ModuleState): Record<string, unknown> 
 
 /**
  * The manager's documents of AGENT_ID keyed by item id, without the `wazuh` fields the 5.0
- * manager writes over each document; checks each `_id` is `<cluster>_<agent>_<item>`.
+ * manager writes over each document; checks each `_id` is `<cluster>_<agent>_<item>`. Takes the
+ * manager itself, or its documents as `GET /documents` of a standalone one returned them.
  */
-export function managerDocuments5(manager: MockManager): Record<string, unknown> {
+export function managerDocuments5(
+  source: MockManager | readonly StoredDocument[],
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  const docs = manager.documents().sort((a, b) => a.itemId.localeCompare(b.itemId));
+  const docs = ('documents' in source ? source.documents() : [...source]).sort((a, b) =>
+    a.itemId.localeCompare(b.itemId),
+  );
   for (const doc of docs) {
     if (
       doc.id !== `${CLUSTER}_${AGENT_ID}_${doc.itemId}` ||
@@ -86,6 +93,65 @@ export function managerDocuments5(manager: MockManager): Record<string, unknown>
     out[doc.itemId] = data;
   }
   return out;
+}
+
+/** id -> JSON text of the final document (null: deleted). */
+export type State = Map<string, string | null>;
+
+/**
+ * The acknowledged final states, and the one change in flight at each kill, from the event logs
+ * of killed generations of fixtures/full-session-crash-child.ts (each log's lines up to its last
+ * whole line).
+ */
+export function buildModel(kills: readonly { lines: readonly string[] }[]): {
+  acked: State;
+  maybe: State;
+} {
+  const acked: State = new Map();
+  const maybe: State = new Map();
+  for (const kill of kills) {
+    let inFlight: [string, string | null] | undefined;
+    for (const line of kill.lines) {
+      const [kind, id, op, version, tag] = line.split(' ');
+      if (kind !== 'T' && kind !== 'P') continue;
+      if (id === undefined || op === undefined || version === undefined || tag === undefined) {
+        throw new Error(line);
+      }
+      const state = Number(op) === Operation.Delete ? null : makeDocument(id, tag, Number(version));
+      if (kind === 'T') {
+        inFlight = [id, state];
+      } else {
+        acked.set(id, state);
+        maybe.delete(id);
+        inFlight = undefined;
+      }
+    }
+    if (inFlight) maybe.set(inFlight[0], inFlight[1]);
+  }
+  return { acked, maybe };
+}
+
+/**
+ * Where the manager's documents (from {@link managerDocuments5}) differ from the model: every
+ * acknowledged final state must be there (a deleted item absent); an id whose change was in
+ * flight at a kill may hold either state. Returns one line per wrong id (empty when converged)
+ * and how many ids were looked at.
+ */
+export function divergence(
+  docs: Record<string, unknown>,
+  { acked, maybe }: { acked: State; maybe: State },
+): { wrong: string[]; ids: number } {
+  const ids = new Set([...acked.keys(), ...maybe.keys(), ...Object.keys(docs)]);
+  const wrong: string[] = [];
+  for (const id of ids) {
+    const got = id in docs ? JSON.stringify(docs[id]) : null;
+    const allowed = [acked.get(id) ?? null];
+    if (maybe.has(id)) allowed.push(maybe.get(id) ?? null);
+    if (!allowed.includes(got)) {
+      wrong.push(`${id}: manager has ${got}, expected ${allowed.join(' or ')}`);
+    }
+  }
+  return { wrong, ids: ids.size };
 }
 
 /** The Check checksum of a module state (what the module would pass to checkIntegrity). */

@@ -10,25 +10,23 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Mode } from '../../src/enums/mode.js';
 import { Operation } from '../../src/enums/operation.js';
 import { MockManager } from '../../src/testing/mock-manager.js';
 import {
-  buildModel,
+  buildModel5,
   type ChildToParent,
+  CRASH_CHILD,
   divergence,
   FAST,
   managerDocuments5,
   openAgent5,
   type ParentToChild,
+  REPO,
 } from './full-session-support.js';
 import { AGENT_ID, envCount, INDEX, prng, runSeed, show } from './support.js';
-
-const CHILD = fileURLToPath(new URL('./fixtures/full-session-crash-child.ts', import.meta.url));
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 type Point = 'before-answer' | 'applied-unanswered';
 
@@ -49,7 +47,7 @@ function runUntilKilled(
   rand: () => number,
 ): Promise<Kill> {
   const child: ChildProcess = fork(
-    CHILD,
+    CRASH_CHILD,
     [args.db, args.events, String(args.generation), String(args.seed)],
     { cwd: REPO, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
   );
@@ -135,7 +133,7 @@ async function trial(seed: number, points: readonly Point[]): Promise<void> {
     expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
     check.close();
 
-    const { acked, maybe } = buildModel(kills);
+    const { acked, maybe } = buildModel5(kills);
     const agent = openAgent5(db, manager.sessionTransport(AGENT_ID));
     // The restarted module deletes some of what it holds, among them rows whose Create was in
     // the session killed after the manager applied it: those Deletes must reach the manager.

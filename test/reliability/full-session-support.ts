@@ -1,15 +1,15 @@
 // Shared pieces of the Wazuh 5.0 ("fullSession") reliability tests; also loaded by child
 // processes, so no vitest here. The seed wire's helpers are in support.ts.
 import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { AgentSyncProtocol } from '../../src/agent-sync-protocol.js';
 import { computeIndexChecksum } from '../../src/checksum.js';
-import { Operation } from '../../src/enums/operation.js';
 import type { Logger } from '../../src/interfaces/logger.js';
 import type { SyncOptions } from '../../src/interfaces/options.js';
 import type { SessionTransport } from '../../src/interfaces/session-transport.js';
 import type { StoredDocument } from '../../src/testing/document-index.js';
 import type { MockManager } from '../../src/testing/mock-manager.js';
-import { AGENT_ID, MODULE } from './support.js';
+import { AGENT_ID, buildModel, MODULE, type State } from './support.js';
 
 export const CLUSTER = 'wazuh';
 
@@ -95,41 +95,25 @@ export function managerDocuments5(
   return out;
 }
 
-/** id -> JSON text of the final document (null: deleted). */
-export type State = Map<string, string | null>;
-
 /**
- * The acknowledged final states, and the one change in flight at each kill, from the event logs
- * of killed generations of fixtures/full-session-crash-child.ts (each log's lines up to its last
- * whole line).
+ * The model of killed generations of fixtures/full-session-crash-child.ts, whose event lines are
+ * `T|P <id> <op> <version> <tag>` (see {@link buildModel}).
  */
-export function buildModel(kills: readonly { lines: readonly string[] }[]): {
+export function buildModel5(kills: readonly { lines: readonly string[] }[]): {
   acked: State;
   maybe: State;
 } {
-  const acked: State = new Map();
-  const maybe: State = new Map();
-  for (const kill of kills) {
-    let inFlight: [string, string | null] | undefined;
-    for (const line of kill.lines) {
-      const [kind, id, op, version, tag] = line.split(' ');
-      if (kind !== 'T' && kind !== 'P') continue;
-      if (id === undefined || op === undefined || version === undefined || tag === undefined) {
-        throw new Error(line);
-      }
-      const state = Number(op) === Operation.Delete ? null : makeDocument(id, tag, Number(version));
-      if (kind === 'T') {
-        inFlight = [id, state];
-      } else {
-        acked.set(id, state);
-        maybe.delete(id);
-        inFlight = undefined;
-      }
-    }
-    if (inFlight) maybe.set(inFlight[0], inFlight[1]);
-  }
-  return { acked, maybe };
+  return buildModel(kills, (id, [version, tag]) => {
+    if (version === undefined || tag === undefined) throw new Error(`event of ${id} without a tag`);
+    return makeDocument(id, tag, Number(version));
+  });
 }
+
+/** The crash fixture, and the repository root to run it from. */
+export const CRASH_CHILD = fileURLToPath(
+  new URL('./fixtures/full-session-crash-child.ts', import.meta.url),
+);
+export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 /**
  * Where the manager's documents (from {@link managerDocuments5}) differ from the model: every

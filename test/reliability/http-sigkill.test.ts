@@ -14,7 +14,6 @@ import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Mode } from '../../src/enums/mode.js';
 import { Operation } from '../../src/enums/operation.js';
@@ -22,16 +21,15 @@ import type { StoredDocument } from '../../src/testing/document-index.js';
 import { HttpSessionTransport } from '../../src/transports/http-session-transport.js';
 import { type MockCli, startMockCli, untilAsync } from '../transports/mock-cli.js';
 import {
-  buildModel,
+  buildModel5,
+  CRASH_CHILD,
   divergence,
   FAST,
   managerDocuments5,
   openAgent5,
+  REPO,
 } from './full-session-support.js';
 import { AGENT_ID, envCount, INDEX, prng, runSeed, show } from './support.js';
-
-const CHILD = fileURLToPath(new URL('./fixtures/full-session-crash-child.ts', import.meta.url));
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 type Point = 'before-applied' | 'applied-unanswered';
 
@@ -64,7 +62,7 @@ async function runUntilKilled(
   const before = (await statefulStats(cli)).unanswered;
   const url = `http://127.0.0.1:${cli.ready.httpPort}/stateful`;
   const child: ChildProcess = fork(
-    CHILD,
+    CRASH_CHILD,
     [args.db, args.events, String(args.generation), String(args.seed), url],
     { cwd: REPO, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
   );
@@ -116,7 +114,7 @@ async function trial(cli: MockCli, seed: number, points: readonly Point[]): Prom
     counts.trials++;
     expect((await cli.json('DELETE', '/faults')).status).toBe(200);
 
-    const { acked, maybe } = buildModel(kills);
+    const { acked, maybe } = buildModel5(kills);
     const transport = new HttpSessionTransport({
       url: `http://127.0.0.1:${cli.ready.httpPort}/stateful`,
       agentId: AGENT_ID,

@@ -18,6 +18,7 @@ import { MockManager } from '../../src/testing/mock-manager.js';
 import {
   AGENT_ID,
   buildModel,
+  divergence,
   envCount,
   MODULE,
   managerDocuments,
@@ -168,16 +169,7 @@ async function trial(seed: number, targets: readonly Target[]): Promise<void> {
 
     const docs = managerDocuments(manager);
     await manager.close();
-    const ids = new Set([...acked.keys(), ...maybe.keys(), ...Object.keys(docs)]);
-    const wrong: string[] = [];
-    for (const id of ids) {
-      const got = id in docs ? JSON.stringify(docs[id]) : null;
-      const allowed = [acked.get(id) ?? null];
-      if (maybe.has(id)) allowed.push(maybe.get(id) ?? null);
-      if (!allowed.includes(got)) {
-        wrong.push(`${id}: manager has ${got}, expected ${allowed.join(' or ')}`);
-      }
-    }
+    const { wrong } = divergence(docs, { acked, maybe });
     const where = kills.map((k) => `${k.target}->${k.landed}`).join(', ');
     expect(wrong, `seed ${seed}, kills ${where}`).toEqual([]);
   } finally {

@@ -11,6 +11,8 @@ import type { StoredDocument } from '../../src/testing/document-index.js';
 import type { MockManager } from '../../src/testing/mock-manager.js';
 import { AGENT_ID, buildModel, MODULE, type State } from './support.js';
 
+export { divergence } from './support.js';
+
 export const CLUSTER = 'wazuh';
 
 /** Short waits and no backoff: the tests drive every fault themselves. */
@@ -114,29 +116,6 @@ export const CRASH_CHILD = fileURLToPath(
   new URL('./fixtures/full-session-crash-child.ts', import.meta.url),
 );
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
-
-/**
- * Where the manager's documents (from {@link managerDocuments5}) differ from the model: every
- * acknowledged final state must be there (a deleted item absent); an id whose change was in
- * flight at a kill may hold either state. Returns one line per wrong id (empty when converged)
- * and how many ids were looked at.
- */
-export function divergence(
-  docs: Record<string, unknown>,
-  { acked, maybe }: { acked: State; maybe: State },
-): { wrong: string[]; ids: number } {
-  const ids = new Set([...acked.keys(), ...maybe.keys(), ...Object.keys(docs)]);
-  const wrong: string[] = [];
-  for (const id of ids) {
-    const got = id in docs ? JSON.stringify(docs[id]) : null;
-    const allowed = [acked.get(id) ?? null];
-    if (maybe.has(id)) allowed.push(maybe.get(id) ?? null);
-    if (!allowed.includes(got)) {
-      wrong.push(`${id}: manager has ${got}, expected ${allowed.join(' or ')}`);
-    }
-  }
-  return { wrong, ids: ids.size };
-}
 
 /** The Check checksum of a module state (what the module would pass to checkIntegrity). */
 export function stateChecksum(state: ModuleState): string {

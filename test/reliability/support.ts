@@ -160,6 +160,29 @@ export function buildModel(
   return { acked, maybe };
 }
 
+/**
+ * Where the manager's documents (keyed by item id) differ from the model: every
+ * acknowledged final state must be there (a deleted item absent); an id whose change was in
+ * flight at a kill may hold either state. Returns one line per wrong id (empty when converged)
+ * and how many ids were looked at.
+ */
+export function divergence(
+  docs: Record<string, unknown>,
+  { acked, maybe }: { acked: State; maybe: State },
+): { wrong: string[]; ids: number } {
+  const ids = new Set([...acked.keys(), ...maybe.keys(), ...Object.keys(docs)]);
+  const wrong: string[] = [];
+  for (const id of ids) {
+    const got = id in docs ? JSON.stringify(docs[id]) : null;
+    const allowed = [acked.get(id) ?? null];
+    if (maybe.has(id)) allowed.push(maybe.get(id) ?? null);
+    if (!allowed.includes(got)) {
+      wrong.push(`${id}: manager has ${got}, expected ${allowed.join(' or ')}`);
+    }
+  }
+  return { wrong, ids: ids.size };
+}
+
 /** An integer from the environment (e.g. ASP_RELIABILITY_RUNS), or `fallback`. */
 export function envCount(name: string, fallback: number): number {
   const raw = process.env[name];

@@ -5,26 +5,23 @@
 // makes the manager keep the chosen session's request open without an answer, either before
 // applying it or after (`applied: true`); once GET /stats counts it unanswered, the session is in
 // flight and the module is SIGKILLed. Some trials kill the next generation too, on the same
-// queue file. Then a new process (this one) on the same dbPath deletes some items and syncs to
-// the same manager until its queue is empty: GET /documents must hold every acknowledged final
-// state (nothing lost) and no deleted item (nothing resurrected); the one persist in flight at a
-// kill may have landed or not.
+// queue file. Then some items are deleted on that file, and the module process is restarted on
+// it (the fixture's `drain` mode): it syncs to the same manager until its queue is empty and
+// exits. GET /documents must hold every acknowledged final state (nothing lost) and no deleted
+// item (nothing resurrected); the one persist in flight at a kill may have landed or not.
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { Mode } from '../../src/enums/mode.js';
 import { Operation } from '../../src/enums/operation.js';
 import type { StoredDocument } from '../../src/testing/document-index.js';
-import { HttpSessionTransport } from '../../src/transports/http-session-transport.js';
 import { type MockCli, startMockCli, untilAsync } from '../transports/mock-cli.js';
 import {
   buildModel5,
   CRASH_CHILD,
   divergence,
-  FAST,
   managerDocuments5,
   openAgent5,
   REPO,
@@ -37,6 +34,9 @@ interface StatefulStats {
   requests: number;
   unanswered: number;
 }
+
+/** For an instance that only persists or counts, in this process. */
+const NO_SEND = { send: () => Promise.reject(new Error('not for sending')) };
 
 let mock: MockCli | undefined;
 afterEach(async () => {
@@ -115,23 +115,27 @@ async function trial(cli: MockCli, seed: number, points: readonly Point[]): Prom
     expect((await cli.json('DELETE', '/faults')).status).toBe(200);
 
     const { acked, maybe } = buildModel5(kills);
-    const transport = new HttpSessionTransport({
-      url: `http://127.0.0.1:${cli.ready.httpPort}/stateful`,
-      agentId: AGENT_ID,
-    });
-    const agent = openAgent5(db, transport);
-    // Deletes after the restart, among them items whose Create was in the killed session.
+    const url = `http://127.0.0.1:${cli.ready.httpPort}/stateful`;
+    // The module deletes some items before its restart, among them items whose Create was in the
+    // killed session.
+    const deleter = openAgent5(db, NO_SEND);
     for (const [id, data] of acked) {
       if (data === null || maybe.has(id) || rand() >= 0.3) continue;
-      agent.persistDifference(id, Operation.Delete, INDEX, data);
+      deleter.persistDifference(id, Operation.Delete, INDEX, data);
       acked.set(id, null);
     }
-    const result = await agent.synchronizeModule(Mode.Delta, { ...FAST, maxSessions: 1000 });
-    const pending = agent.pendingCount;
-    await agent.close();
-    transport.close();
+    await deleter.close();
+    // The restarted module process syncs until its queue is empty, and exits 0.
+    const restarted = fork(
+      CRASH_CHILD,
+      [db, join(dir, 'events-restart.log'), String(points.length), String(seed), url, 'drain'],
+      { cwd: REPO, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] },
+    );
     const where = `seed ${seed}, kills ${points.join(', ')}`;
-    expect(result.ok, `${where}: ${show(result)}`).toBe(true);
+    expect(await once(restarted, 'exit'), where).toEqual([0, null]);
+    const check = openAgent5(db, NO_SEND);
+    const pending = check.pendingCount;
+    await check.close();
     expect(pending).toBe(0);
 
     const docs = (await cli.json<StoredDocument[]>('GET', `/documents?agent=${AGENT_ID}`)).body;
@@ -151,7 +155,7 @@ describe('5.0 wire over HTTP: SIGKILL with a session in flight loses nothing and
     console.log(`http sigkill: seed ${seed}, ${show(counts)}`);
   });
 
-  it('a new process on the same dbPath brings the standalone manager to every acknowledged final state', async () => {
+  it('the module restarted on the same dbPath brings the standalone manager to every acknowledged final state', async () => {
     mock = await startMockCli(['--seed', String(seed)]);
     const points: Point[] = ['before-applied', 'applied-unanswered'];
     for (let i = 0; i < trials; i++) {

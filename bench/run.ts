@@ -25,6 +25,7 @@ import {
   Operation as WireOperation5,
   Option as WireOption5,
 } from '../src/wire-5/index.js';
+import { HTTP_AGENTS, HTTP_ITEMS_PER_AGENT, httpAgents } from './http-agents.js';
 import {
   AcceptingSessionTransport,
   changes,
@@ -355,6 +356,15 @@ const fs_delta_mock_msgs_per_s = await (async () => {
   return median(values);
 })();
 
+log(
+  `Wazuh 5.0 over HTTP: ${HTTP_AGENTS} agents x ${HTTP_ITEMS_PER_AGENT} items, sessions of at most 64 KiB, to the mock manager command`,
+);
+const http = await httpAgents(RUNS, log);
+const http_sessions_per_s = http.sessionsPerS;
+const http_mb_per_s = http.mbPerS;
+const http_mock_cpu_per_s = http.mockCpuPerS;
+const http_agents_cpu_per_s = http.agentsCpuPerS;
+
 log('sync of 100,000 and 1,000,000 items in child processes (manager stand-in keeps nothing)');
 function childSync(
   count: number,
@@ -515,6 +525,10 @@ const figures = {
   fs_raw_pipeline_msgs_per_s,
   fs_delta_over_raw_pipeline,
   fs_delta_mock_msgs_per_s,
+  http_sessions_per_s,
+  http_mb_per_s,
+  http_mock_cpu_per_s,
+  http_agents_cpu_per_s,
   fs_rss_growth_mib_1m,
   fs_1m_over_100k_time_ratio,
   wal_mib_after_coalesce,

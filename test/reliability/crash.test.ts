@@ -14,10 +14,11 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AgentSyncProtocol } from '../../src/agent-sync-protocol.js';
 import { Mode } from '../../src/enums/mode.js';
-import { Operation } from '../../src/enums/operation.js';
 import { MockManager } from '../../src/testing/mock-manager.js';
 import {
   AGENT_ID,
+  buildModel,
+  divergence,
   envCount,
   MODULE,
   managerDocuments,
@@ -107,33 +108,6 @@ function runUntilKilled(
   });
 }
 
-/** id -> data of the final state (null: deleted). */
-type State = Map<string, string | null>;
-
-/** What the parent knows after the kills: acknowledged states, and the in-flight ones. */
-function buildModel(kills: readonly Kill[]): { acked: State; maybe: State } {
-  const acked: State = new Map();
-  const maybe: State = new Map();
-  for (const kill of kills) {
-    let inFlight: [string, string | null] | undefined;
-    for (const line of kill.lines) {
-      const [kind, id, op, v] = line.split(' ');
-      if (kind !== 'T' && kind !== 'P') continue;
-      if (id === undefined || op === undefined || v === undefined) throw new Error(line);
-      const state = Number(op) === Operation.Delete ? null : JSON.stringify({ id, v });
-      if (kind === 'T') {
-        inFlight = [id, state];
-      } else {
-        acked.set(id, state);
-        maybe.delete(id);
-        inFlight = undefined;
-      }
-    }
-    if (inFlight) maybe.set(inFlight[0], inFlight[1]);
-  }
-  return { acked, maybe };
-}
-
 const counts = {
   kills: 0,
   trials: 0,
@@ -177,7 +151,7 @@ async function trial(seed: number, targets: readonly Target[]): Promise<void> {
     expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
     check.close();
 
-    const { acked, maybe } = buildModel(kills);
+    const { acked, maybe } = buildModel(kills, (id, [v]) => JSON.stringify({ id, v }));
     counts.maybe += maybe.size;
     const manager = new MockManager();
     const seeded: SeedDocument[] = existsSync(dump) ? JSON.parse(readFileSync(dump, 'utf8')) : [];
@@ -195,16 +169,7 @@ async function trial(seed: number, targets: readonly Target[]): Promise<void> {
 
     const docs = managerDocuments(manager);
     await manager.close();
-    const ids = new Set([...acked.keys(), ...maybe.keys(), ...Object.keys(docs)]);
-    const wrong: string[] = [];
-    for (const id of ids) {
-      const got = id in docs ? JSON.stringify(docs[id]) : null;
-      const allowed = [acked.get(id) ?? null];
-      if (maybe.has(id)) allowed.push(maybe.get(id) ?? null);
-      if (!allowed.includes(got)) {
-        wrong.push(`${id}: manager has ${got}, expected ${allowed.join(' or ')}`);
-      }
-    }
+    const { wrong } = divergence(docs, { acked, maybe });
     const where = kills.map((k) => `${k.target}->${k.landed}`).join(', ');
     expect(wrong, `seed ${seed}, kills ${where}`).toEqual([]);
   } finally {

@@ -10,24 +10,23 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Mode } from '../../src/enums/mode.js';
 import { Operation } from '../../src/enums/operation.js';
 import { MockManager } from '../../src/testing/mock-manager.js';
 import {
+  buildModel5,
   type ChildToParent,
+  CRASH_CHILD,
+  divergence,
   FAST,
-  makeDocument,
   managerDocuments5,
   openAgent5,
   type ParentToChild,
+  REPO,
 } from './full-session-support.js';
 import { AGENT_ID, envCount, INDEX, prng, runSeed, show } from './support.js';
-
-const CHILD = fileURLToPath(new URL('./fixtures/full-session-crash-child.ts', import.meta.url));
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 type Point = 'before-answer' | 'applied-unanswered';
 
@@ -48,7 +47,7 @@ function runUntilKilled(
   rand: () => number,
 ): Promise<Kill> {
   const child: ChildProcess = fork(
-    CHILD,
+    CRASH_CHILD,
     [args.db, args.events, String(args.generation), String(args.seed)],
     { cwd: REPO, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
   );
@@ -94,35 +93,6 @@ function runUntilKilled(
   });
 }
 
-/** id -> JSON text of the final document (null: deleted). */
-type State = Map<string, string | null>;
-
-/** The acknowledged final states, and the one change in flight at each kill. */
-function buildModel(kills: readonly Kill[]): { acked: State; maybe: State } {
-  const acked: State = new Map();
-  const maybe: State = new Map();
-  for (const kill of kills) {
-    let inFlight: [string, string | null] | undefined;
-    for (const line of kill.lines) {
-      const [kind, id, op, version, tag] = line.split(' ');
-      if (kind !== 'T' && kind !== 'P') continue;
-      if (id === undefined || op === undefined || version === undefined || tag === undefined) {
-        throw new Error(line);
-      }
-      const state = Number(op) === Operation.Delete ? null : makeDocument(id, tag, Number(version));
-      if (kind === 'T') {
-        inFlight = [id, state];
-      } else {
-        acked.set(id, state);
-        maybe.delete(id);
-        inFlight = undefined;
-      }
-    }
-    if (inFlight) maybe.set(inFlight[0], inFlight[1]);
-  }
-  return { acked, maybe };
-}
-
 const counts = {
   kills: 0,
   trials: 0,
@@ -163,7 +133,7 @@ async function trial(seed: number, points: readonly Point[]): Promise<void> {
     expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
     check.close();
 
-    const { acked, maybe } = buildModel(kills);
+    const { acked, maybe } = buildModel5(kills);
     const agent = openAgent5(db, manager.sessionTransport(AGENT_ID));
     // The restarted module deletes some of what it holds, among them rows whose Create was in
     // the session killed after the manager applied it: those Deletes must reach the manager.
@@ -180,18 +150,8 @@ async function trial(seed: number, points: readonly Point[]): Promise<void> {
     expect(result.ok, `${where}: ${show(result)}`).toBe(true);
     expect(pending).toBe(0);
 
-    const docs = managerDocuments5(manager);
-    const ids = new Set([...acked.keys(), ...maybe.keys(), ...Object.keys(docs)]);
-    counts.items += ids.size;
-    const wrong: string[] = [];
-    for (const id of ids) {
-      const got = id in docs ? JSON.stringify(docs[id]) : null;
-      const allowed = [acked.get(id) ?? null];
-      if (maybe.has(id)) allowed.push(maybe.get(id) ?? null);
-      if (!allowed.includes(got)) {
-        wrong.push(`${id}: manager has ${got}, expected ${allowed.join(' or ')}`);
-      }
-    }
+    const { wrong, ids } = divergence(managerDocuments5(manager), { acked, maybe });
+    counts.items += ids;
     expect(wrong, where).toEqual([]);
   } finally {
     await manager.close();

@@ -1,13 +1,17 @@
 // Shared pieces of the Wazuh 5.0 ("fullSession") reliability tests; also loaded by child
 // processes, so no vitest here. The seed wire's helpers are in support.ts.
 import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { AgentSyncProtocol } from '../../src/agent-sync-protocol.js';
 import { computeIndexChecksum } from '../../src/checksum.js';
 import type { Logger } from '../../src/interfaces/logger.js';
 import type { SyncOptions } from '../../src/interfaces/options.js';
 import type { SessionTransport } from '../../src/interfaces/session-transport.js';
+import type { StoredDocument } from '../../src/testing/document-index.js';
 import type { MockManager } from '../../src/testing/mock-manager.js';
-import { AGENT_ID, MODULE } from './support.js';
+import { AGENT_ID, buildModel, MODULE, type State } from './support.js';
+
+export { divergence } from './support.js';
 
 export const CLUSTER = 'wazuh';
 
@@ -69,11 +73,16 @@ export function expectedDocuments5(state: ModuleState): Record<string, unknown> 
 
 /**
  * The manager's documents of AGENT_ID keyed by item id, without the `wazuh` fields the 5.0
- * manager writes over each document; checks each `_id` is `<cluster>_<agent>_<item>`.
+ * manager writes over each document; checks each `_id` is `<cluster>_<agent>_<item>`. Takes the
+ * manager itself, or its documents as `GET /documents` of a standalone one returned them.
  */
-export function managerDocuments5(manager: MockManager): Record<string, unknown> {
+export function managerDocuments5(
+  source: MockManager | readonly StoredDocument[],
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  const docs = manager.documents().sort((a, b) => a.itemId.localeCompare(b.itemId));
+  const docs = ('documents' in source ? source.documents() : [...source]).sort((a, b) =>
+    a.itemId.localeCompare(b.itemId),
+  );
   for (const doc of docs) {
     if (
       doc.id !== `${CLUSTER}_${AGENT_ID}_${doc.itemId}` ||
@@ -87,6 +96,26 @@ export function managerDocuments5(manager: MockManager): Record<string, unknown>
   }
   return out;
 }
+
+/**
+ * The model of killed generations of fixtures/full-session-crash-child.ts, whose event lines are
+ * `T|P <id> <op> <version> <tag>` (see {@link buildModel}).
+ */
+export function buildModel5(kills: readonly { lines: readonly string[] }[]): {
+  acked: State;
+  maybe: State;
+} {
+  return buildModel(kills, (id, [version, tag]) => {
+    if (version === undefined || tag === undefined) throw new Error(`event of ${id} without a tag`);
+    return makeDocument(id, tag, Number(version));
+  });
+}
+
+/** The crash fixture, and the repository root to run it from. */
+export const CRASH_CHILD = fileURLToPath(
+  new URL('./fixtures/full-session-crash-child.ts', import.meta.url),
+);
+export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 /** The Check checksum of a module state (what the module would pass to checkIntegrity). */
 export function stateChecksum(state: ModuleState): string {

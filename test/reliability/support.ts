@@ -125,6 +125,64 @@ export async function seedManager(manager: MockManager, docs: readonly SeedDocum
   if (!result.ok) throw new Error(`seeding the manager failed: ${result.message}`);
 }
 
+/** id -> data (JSON text) of the final state (null: deleted). */
+export type State = Map<string, string | null>;
+
+/**
+ * The acknowledged final states, and the one change in flight at each kill, from the event logs
+ * of killed child generations (each log's lines up to its last whole line): `T <id> <op> ...`
+ * before a persist, `P <id> <op> ...` once it returned. `document(id, rest)` is the data a
+ * Create/Modify line stands for, from the fields after `<op>`.
+ */
+export function buildModel(
+  kills: readonly { lines: readonly string[] }[],
+  document: (id: string, rest: readonly string[]) => string,
+): { acked: State; maybe: State } {
+  const acked: State = new Map();
+  const maybe: State = new Map();
+  for (const kill of kills) {
+    let inFlight: [string, string | null] | undefined;
+    for (const line of kill.lines) {
+      const [kind, id, op, ...rest] = line.split(' ');
+      if (kind !== 'T' && kind !== 'P') continue;
+      if (id === undefined || op === undefined || rest.length === 0) throw new Error(line);
+      const state = Number(op) === Operation.Delete ? null : document(id, rest);
+      if (kind === 'T') {
+        inFlight = [id, state];
+      } else {
+        acked.set(id, state);
+        maybe.delete(id);
+        inFlight = undefined;
+      }
+    }
+    if (inFlight) maybe.set(inFlight[0], inFlight[1]);
+  }
+  return { acked, maybe };
+}
+
+/**
+ * Where the manager's documents (keyed by item id) differ from the model: every
+ * acknowledged final state must be there (a deleted item absent); an id whose change was in
+ * flight at a kill may hold either state. Returns one line per wrong id (empty when converged)
+ * and how many ids were looked at.
+ */
+export function divergence(
+  docs: Record<string, unknown>,
+  { acked, maybe }: { acked: State; maybe: State },
+): { wrong: string[]; ids: number } {
+  const ids = new Set([...acked.keys(), ...maybe.keys(), ...Object.keys(docs)]);
+  const wrong: string[] = [];
+  for (const id of ids) {
+    const got = id in docs ? JSON.stringify(docs[id]) : null;
+    const allowed = [acked.get(id) ?? null];
+    if (maybe.has(id)) allowed.push(maybe.get(id) ?? null);
+    if (!allowed.includes(got)) {
+      wrong.push(`${id}: manager has ${got}, expected ${allowed.join(' or ')}`);
+    }
+  }
+  return { wrong, ids: ids.size };
+}
+
 /** An integer from the environment (e.g. ASP_RELIABILITY_RUNS), or `fallback`. */
 export function envCount(name: string, fallback: number): number {
   const raw = process.env[name];

@@ -1,11 +1,10 @@
-import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MockManagerServer } from '../../src/testing/index.js';
+import { runJsonChild } from './mock-cli.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..', '..');
 const fixture = join(here, 'fixtures', 'tcp-agents.ts');
 
 const cleanup: Array<() => Promise<void>> = [];
@@ -19,27 +18,7 @@ interface AgentResult {
   sent: number;
 }
 
-function runAgents(args: string[]): Promise<AgentResult[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', fixture, ...args], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      err += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) reject(new Error(`agents ${args[1]} exited ${code}: ${err}`));
-      else resolve(JSON.parse(out.trim().split('\n').at(-1) as string) as AgentResult[]);
-    });
-  });
-}
+const runAgents = (args: string[]) => runJsonChild<AgentResult[]>(fixture, args);
 
 describe('many agents in several processes against one server', () => {
   it('delivers every document of 50 agents in 5 processes', async () => {

@@ -28,6 +28,8 @@ import {
   Mode as WireMode5,
   Operation as WireOperation5,
 } from '../wire-5/index.js';
+import { attemptLimit } from './attempt-limit.js';
+import { retryDelayMs } from './retry-delay.js';
 import type { SessionOptions, StartMetadata } from './session-driver.js';
 import { errorMessage, SyncError } from './sync-error.js';
 
@@ -112,12 +114,6 @@ const REFUSALS: Record<number, [SyncFailureReason, string]> = {
   403: ['forbidden', "the manager refused the session's identity: agent id or cluster name (403)"],
   413: ['too-large', "the session is over the manager's byte budget (413); lower maxSessionBytes"],
 };
-
-/**
- * Longest Retry-After honoured, in seconds (the real manager sends 60). A larger one (a hostile
- * or broken answer) waits this long: timers cannot wait past 2^31-1 ms.
- */
-export const MAX_RETRY_AFTER_SECONDS = 3600;
 
 /** Answers worth the same bytes again (the reference's transient set, 415 as it treats it). */
 const TRANSIENT = new Set([415, 429, 500, 502, 503, 504]);
@@ -416,7 +412,7 @@ export class FullSessionDriver {
         options,
       );
       if (options.signal.aborted) return this.#abortedAttempt(options.signal, number, last);
-      let retryAfterMs = 0;
+      let retryAfterSeconds = 0;
       if ('status' in answer) {
         const { status } = answer;
         this.#log('debug', `session ${id}: HTTP ${status}${answer.body ? ` ${answer.body}` : ''}`, {
@@ -467,7 +463,7 @@ export class FullSessionDriver {
           status,
           dataSent: true,
         };
-        retryAfterMs = Math.min(answer.retryAfterSeconds ?? 0, MAX_RETRY_AFTER_SECONDS) * 1000;
+        retryAfterSeconds = answer.retryAfterSeconds ?? 0;
       } else {
         this.#log('debug', `session ${id}: ${answer.message}`, { ...fields, attempt });
         last = {
@@ -479,9 +475,7 @@ export class FullSessionDriver {
         };
       }
       if (attempt > options.retries) break;
-      const { minMs, maxMs, factor } = options.backoff;
-      const ceiling = Math.min(maxMs, minMs * factor ** (attempt - 1));
-      const delay = Math.max(retryAfterMs, Math.floor(Math.random() * (ceiling + 1)));
+      const delay = retryDelayMs(attempt, options.backoff, retryAfterSeconds);
       this.#log('debug', `session ${id}: attempt ${attempt} failed, next in ${delay} ms`, {
         ...fields,
         attempt,
@@ -549,45 +543,6 @@ export class FullSessionDriver {
       limit.dispose();
     }
   }
-}
-
-/**
- * One attempt's end: `signal` aborts (and `ended` resolves) when the sync's `outer` signal does or
- * `timeoutMs` pass; `dispose` clears the timer and the listener on `outer`. Built apart from the
- * request on purpose: a listener closure made beside the request would share its scope and keep
- * the session's bytes reachable from the sync's signal (and, through Node 20's AbortSignal.any
- * bookkeeping, past the attempt): the 5.0 bench saw RSS grow by each session's size.
- */
-function attemptLimit(
-  outer: AbortSignal,
-  timeoutMs: number,
-): {
-  signal: AbortSignal;
-  ended: Promise<{ reason: 'timeout'; message: string }>;
-  dispose: () => void;
-} {
-  const controller = new AbortController();
-  let onOuterAbort: () => void = () => {};
-  let timer: NodeJS.Timeout | undefined;
-  const ended = new Promise<{ reason: 'timeout'; message: string }>((resolve) => {
-    const end = (message: string, reason?: unknown) => {
-      controller.abort(reason);
-      resolve({ reason: 'timeout', message });
-    };
-    onOuterAbort = () => end('aborted', outer.reason);
-    timer = setTimeout(() => end(`no answer within ${timeoutMs} ms`), timeoutMs);
-  });
-  if (outer.aborted) onOuterAbort();
-  else outer.addEventListener('abort', onOuterAbort, { once: true });
-  return {
-    signal: controller.signal,
-    ended,
-    dispose: () => {
-      clearTimeout(timer);
-      outer.removeEventListener('abort', onOuterAbort);
-      controller.abort();
-    },
-  };
 }
 
 /** A failure's message, with the manager's response body when it sent one. */

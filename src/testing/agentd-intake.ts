@@ -6,7 +6,7 @@
 // src/client-agent/src/https_client_bridge.c (bridge_on_sync_response: HCRESULT only for the
 // SYNC_ROUTES modules, module split off the id at its last '-').
 import { unlink } from 'node:fs/promises';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import type { LogFunction, Logger } from '../interfaces/logger.js';
 import type { SessionAnswer, SessionTransport } from '../interfaces/session-transport.js';
 import { toLogFunction } from '../logging.js';
@@ -18,6 +18,7 @@ import {
   SYNC_FRAME_REFUSED,
   SyncFrameReader,
 } from '../transports/sync-frame.js';
+import { type BoundUnixSocket, bindUnixSocket } from '../transports/unix-socket-file.js';
 import { encodeHcResult } from '../wire-5/hc-result.js';
 import type { MockManager } from './mock-manager.js';
 
@@ -120,7 +121,7 @@ export class AgentdIntake {
   readonly #inflight = new Set<Promise<void>>();
   readonly #closing = new AbortController();
   #refusals: Array<{ report: boolean }> = [];
-  #server: Server | undefined;
+  #server: BoundUnixSocket | undefined;
 
   /**
    * Nothing listens until `listen()`.
@@ -148,16 +149,11 @@ export class AgentdIntake {
   /** Listen on `socketPath`, replacing a file already there as agentd does. */
   async listen(): Promise<void> {
     if (this.#server) throw new Error(`already listening on ${this.socketPath}`);
+    // agentd replaces whatever is at the path; binding goes through the shared helper, whose
+    // close never removes a file a successor put there.
     await unlink(this.socketPath).catch(() => {});
     const server = createServer((socket) => this.#accept(socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.socketPath, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    this.#server = server;
+    this.#server = await bindUnixSocket(server, this.socketPath, 0o660, this.#connections);
   }
 
   /**
@@ -198,16 +194,14 @@ export class AgentdIntake {
     while (this.#inflight.size > 0) await Promise.all(this.#inflight);
   }
 
-  /** Stop listening, drop connections, abort the POSTs under way, remove the socket file. */
+  /** Stop listening, drop connections, abort the POSTs under way, remove the socket file if it is still ours. */
   async close(): Promise<void> {
-    const server = this.#server;
+    const bound = this.#server;
     this.#server = undefined;
     this.#closing.abort(new Error('AgentdIntake closed'));
     for (const socket of this.#connections) socket.destroy();
     this.#connections.clear();
-    if (server === undefined) return;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    await unlink(this.socketPath).catch(() => {});
+    await bound?.close();
   }
 
   #accept(socket: Socket): void {

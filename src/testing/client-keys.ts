@@ -1,6 +1,7 @@
 // The agent keys a MockManagerServer checks `/stateful` signatures with, read as remoted's
 // keystore reads client.keys (wazuh/wazuh f838614611,
 // src/remoted/remoted_module/src/auth/keystore.cpp `reload`, cmac.cpp `fromLowerHex`).
+import { parseAgentKey } from '../transports/request-signature.js';
 
 /**
  * The agent keys of a {@link MockManagerServer}: client.keys hex by agent id (`'001'` and `'1'`
@@ -23,11 +24,12 @@ const inRange = (id: string): boolean => BigInt(id) <= 0xffff_ffffn;
  * refuses that agent's requests, as remoted does (401, `missing_key` in its log).
  */
 function decodeKey(hex: string): Uint8Array {
-  if (hex.length === 0 || hex.length % 2 !== 0 || !/^[0-9a-f]*$/.test(hex)) return new Uint8Array();
-  const bytes = Buffer.from(hex, 'hex');
-  return bytes.length === 16 || bytes.length === 24 || bytes.length === 32
-    ? bytes
-    : new Uint8Array();
+  if (!/^[0-9a-f]*$/.test(hex)) return new Uint8Array();
+  try {
+    return parseAgentKey(hex); // the agent's rule for the rest: even length, 16, 24 or 32 bytes
+  } catch {
+    return new Uint8Array();
+  }
 }
 
 /**

@@ -17,6 +17,7 @@ import type {
   SessionTransport,
 } from '../interfaces/session-transport.js';
 import { toLogFunction } from '../logging.js';
+import { retryDelayMs } from '../session/retry-delay.js';
 import { parseAgentKey, SIGNATURE_PROTOCOL_VERSION, signRequest } from './request-signature.js';
 
 /** The reference's per-attempt limit of a `/stateful` POST (`statefulTimeoutMs`), in ms. */
@@ -29,8 +30,6 @@ export const BACKOFF_BASE_MS = 1000;
 export const BACKOFF_CAP_MS = 60_000;
 /** Bytes of a response body kept (the rest is dropped): the manager's answers are short JSON. */
 const MAX_RESPONSE_BYTES = 64 * 1024;
-/** Longest Retry-After honoured by the transport's own retries, in seconds (as the driver). */
-const MAX_RETRY_AFTER_SECONDS = 3600;
 
 /** TLS settings of an `https://` {@link HttpSessionTransportOptions.url}. */
 export interface HttpSessionTlsOptions {
@@ -315,13 +314,11 @@ export class HttpSessionTransport implements SessionTransport {
         break;
       }
       if (!retryable(result) || attempt === this.#attempts || signal.aborted) break;
-      const ceiling = Math.min(this.#capMs, this.#baseMs * 2 ** (attempt - 1));
-      const backoff = Math.floor(Math.random() * (ceiling + 1));
-      const server =
-        'answer' in result
-          ? Math.min(result.answer.retryAfterSeconds ?? 0, MAX_RETRY_AFTER_SECONDS) * 1000
-          : 0;
-      const delayMs = Math.max(server, backoff);
+      const delayMs = retryDelayMs(
+        attempt,
+        { minMs: this.#baseMs, maxMs: this.#capMs, factor: 2 },
+        'answer' in result ? result.answer.retryAfterSeconds : 0,
+      );
       this.#log(
         'debug',
         `session ${session.id}: attempt ${attempt} ${'answer' in result ? `got HTTP ${result.answer.status}` : `failed: ${result.error.message}`}, next in ${delayMs} ms`,

@@ -35,12 +35,14 @@ import type {
   SessionTransport,
 } from '../interfaces/session-transport.js';
 import { toLogFunction } from '../logging.js';
+import { attemptLimit } from '../session/attempt-limit.js';
 import {
   encodeSyncFrameHeader,
   isValidSyncSessionId,
   SYNC_FRAME_ACCEPTED,
   SYNC_FRAME_MAX_BODY_BYTES,
 } from './sync-frame.js';
+import { checkSocketPath } from './unix-socket-file.js';
 
 /**
  * The modules agentd reports a session's HTTP outcome to (`SYNC_ROUTES` in
@@ -64,9 +66,6 @@ export const AGENTD_ACCEPTED_ANSWER: Readonly<SessionAnswer> = Object.freeze({
   status: 202,
   body: '{"accepted":"agentd","result":"not reported for this module"}',
 });
-
-/** sockaddr_un holds 108 bytes with the terminating NUL; a longer path would be truncated. */
-const MAX_SOCKET_PATH_BYTES = 107;
 
 /** Options of {@link QueueSyncTransport}. */
 export interface QueueSyncTransportOptions {
@@ -167,12 +166,7 @@ export class QueueSyncTransport implements SessionTransport, SessionResultReceiv
     if (typeof options?.socketPath !== 'string' || options.socketPath === '') {
       throw new TypeError('options.socketPath must be the path of the agent queue-sync socket');
     }
-    if (Buffer.byteLength(options.socketPath) > MAX_SOCKET_PATH_BYTES) {
-      throw new RangeError(
-        `socket path longer than ${MAX_SOCKET_PATH_BYTES} bytes: ${options.socketPath}`,
-      );
-    }
-    this.socketPath = options.socketPath;
+    this.socketPath = checkSocketPath(options.socketPath);
     this.#retries = options.handoffRetries ?? DEFAULTS.handoffRetries;
     this.#pauseMs = options.handoffRetryPauseMs ?? DEFAULTS.handoffRetryPauseMs;
     this.#ioTimeoutMs = options.ioTimeoutMs ?? DEFAULTS.ioTimeoutMs;
@@ -383,21 +377,15 @@ export class QueueSyncTransport implements SessionTransport, SessionResultReceiv
 
   /** The result, or a rejection at `resultTimeoutMs` or on abort. */
   async #wait(result: Promise<SessionResult>, signal: AbortSignal): Promise<SessionResult> {
-    const timer = new AbortController();
-    const stop = AbortSignal.any([signal, timer.signal]);
-    const giveUp = sleep(this.#resultTimeoutMs, undefined, { signal: stop }).then(
-      () => {
-        throw new Error(`no result from agentd within ${this.#resultTimeoutMs} ms`);
-      },
-      () => {
-        throw aborted(signal);
-      },
-    );
+    const limit = attemptLimit(signal, this.#resultTimeoutMs);
     try {
-      return await Promise.race([result, giveUp]);
+      const settled = await Promise.race([result, limit.ended]);
+      if ('sessionNumber' in settled) return settled;
+      throw signal.aborted
+        ? aborted(signal)
+        : new Error(`no result from agentd within ${this.#resultTimeoutMs} ms`);
     } finally {
-      timer.abort();
-      giveUp.catch(() => {});
+      limit.dispose();
     }
   }
 }

@@ -16,8 +16,20 @@ export interface BoundUnixSocket {
   close(): Promise<void>;
 }
 
-/** sockaddr_un holds 108 bytes with the terminating NUL. */
-const MAX_SOCKET_PATH_BYTES = 107;
+/** sockaddr_un holds 108 bytes with the terminating NUL: a longer path would be truncated. */
+export const MAX_SOCKET_PATH_BYTES = 107;
+
+/**
+ * `path`, when it fits a Unix socket address.
+ *
+ * @throws RangeError when it is longer than {@link MAX_SOCKET_PATH_BYTES} bytes.
+ */
+export function checkSocketPath(path: string): string {
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
+    throw new RangeError(`socket path longer than ${MAX_SOCKET_PATH_BYTES} bytes: ${path}`);
+  }
+  return path;
+}
 
 /**
  * Make `server` listen on the Unix socket `path` with permissions `mode`; `connections` are

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import type { MQueueTransport } from '../interfaces/transport.js';
 import { frameMessage, MAX_DATAGRAM_BYTES } from '../wire/framing.js';
+import { checkSocketPath } from './unix-socket-file.js';
 
 /** The part of unix-dgram's socket this transport uses. */
 interface DgramSocket {
@@ -39,9 +40,6 @@ async function loadUnixDgram(): Promise<UnixDgramModule> {
   loaded = api as UnixDgramModule;
   return loaded;
 }
-
-/** sockaddr_un holds 108 bytes with the terminating NUL; unix-dgram silently truncates longer paths. */
-const MAX_SOCKET_PATH_BYTES = 107;
 
 /** Options of {@link WazuhQueueTransport}. */
 export interface WazuhQueueTransportOptions {
@@ -126,13 +124,9 @@ export class WazuhQueueTransport implements MQueueTransport {
    *   non-negative integer or `sendTimeoutMs` is not positive.
    */
   constructor(options: WazuhQueueTransportOptions = {}) {
-    this.socketPath =
-      options.socketPath ?? join(options.home ?? '/var/ossec', 'queue/sockets/queue');
-    if (Buffer.byteLength(this.socketPath) > MAX_SOCKET_PATH_BYTES) {
-      throw new RangeError(
-        `socket path longer than ${MAX_SOCKET_PATH_BYTES} bytes: ${this.socketPath}`,
-      );
-    }
+    this.socketPath = checkSocketPath(
+      options.socketPath ?? join(options.home ?? '/var/ossec', 'queue/sockets/queue'),
+    );
     this.#maxPending = options.maxPendingSends ?? 64;
     this.#sendTimeoutMs = options.sendTimeoutMs ?? 10_000;
     if (!Number.isInteger(this.#maxPending) || this.#maxPending < 0) {

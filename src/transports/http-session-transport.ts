@@ -17,6 +17,7 @@ import type {
   SessionTransport,
 } from '../interfaces/session-transport.js';
 import { toLogFunction } from '../logging.js';
+import { attemptLimit } from '../session/attempt-limit.js';
 import { retryDelayMs } from '../session/retry-delay.js';
 import { parseAgentKey, SIGNATURE_PROTOCOL_VERSION, signRequest } from './request-signature.js';
 
@@ -369,8 +370,7 @@ export class HttpSessionTransport implements SessionTransport {
       const finish = (result: Attempt) => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
+        limit.dispose();
         this.#live.delete(request);
         resolve(result);
       };
@@ -390,11 +390,9 @@ export class HttpSessionTransport implements SessionTransport {
         ...(this.url.protocol === 'https:' ? this.#tlsOptions() : {}),
       });
       this.#live.add(request);
-      const timer = setTimeout(() => {
-        request.destroy(new Error(`no answer within ${this.#timeoutMs} ms`));
-      }, this.#timeoutMs);
-      const onAbort = () => request.destroy(new Error('aborted'));
-      signal.addEventListener('abort', onAbort, { once: true });
+      // The attempt ends at the per-attempt timeout or when the sync aborts.
+      const limit = attemptLimit(signal, this.#timeoutMs);
+      void limit.ended.then(({ message }) => request.destroy(new Error(message)));
       request.on('error', (error) => fail(error));
       request.on('response', (response: IncomingMessage) => {
         const chunks: Buffer[] = [];
@@ -422,7 +420,6 @@ export class HttpSessionTransport implements SessionTransport {
           });
         });
       });
-      if (signal.aborted) onAbort();
       // One write: Node sends the head with the first (here the only) body chunk.
       request.end(body);
     });

@@ -582,11 +582,6 @@ export class PersistentQueue {
    * @throws {Error} When a take is already active.
    */
   takeSession(maxSessionBytes: number = DEFAULT_MAX_SESSION_BYTES): QueueSession {
-    if (!Number.isSafeInteger(maxSessionBytes) || maxSessionBytes < 0) {
-      throw new RangeError(
-        `maxSessionBytes must be a non-negative safe integer, got ${maxSessionBytes}`,
-      );
-    }
     return this.#takeSession(maxSessionBytes, false);
   }
 

@@ -17,7 +17,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Operation } from '../../src/enums/operation.js';
 import type { StoredDocument } from '../../src/testing/document-index.js';
-import { type MockCli, startMockCli, untilAsync } from '../transports/mock-cli.js';
+import { type MockCli, startMockCli } from '../transports/mock-cli.js';
+import { until } from '../transports/support.js';
 import {
   buildModel5,
   CRASH_CHILD,
@@ -73,12 +74,12 @@ async function runUntilKilled(
   const exited = once(child, 'exit');
   let killed = false;
   try {
-    await untilAsync(async () => {
+    await until(async () => {
       if (child.exitCode !== null) {
         throw new Error(`child exited ${child.exitCode} before the kill: ${err}`);
       }
       return (await statefulStats(cli)).unanswered > before;
-    });
+    }, 30_000);
     killed = child.kill('SIGKILL');
   } finally {
     if (!killed) child.kill('SIGKILL');

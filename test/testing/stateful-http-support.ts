@@ -9,6 +9,7 @@ import {
   FullSessionEncoder,
   Operation,
 } from '../../src/wire-5/index.js';
+import type { HttpTarget as Target } from '../transports/mock-cli.js';
 import { session, toEncoderInput } from '../wire-5/support.js';
 
 export const PACKAGES = 'wazuh-states-inventory-packages';
@@ -40,7 +41,7 @@ export const delta = (id: string, start: Partial<DecodedStart> = {}) =>
   );
 
 /** Where a request goes: the HTTP port or the Unix socket. */
-export type Target = { port: number } | { socketPath: string };
+export type { HttpTarget as Target } from '../transports/mock-cli.js';
 
 export interface Reply {
   status: number;
@@ -102,14 +103,8 @@ export function stateful(
   return send(target, { headers, body: payload });
 }
 
-export const json = async (target: Target, method: string, path: string, payload?: unknown) => {
-  const reply = await send(target, {
-    method,
-    path,
-    body: payload === undefined ? undefined : JSON.stringify(payload),
-  });
-  return { status: reply.status, body: JSON.parse(reply.body) as unknown };
-};
+/** One JSON request to the mock's HTTP endpoint: the status and the parsed body. */
+export { httpJson as json } from '../transports/mock-cli.js';
 
 /**
  * The headers of a `POST /stateful` of `payload` signed as agent `agentId` with `key` (at

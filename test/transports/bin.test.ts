@@ -1,11 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AgentSyncProtocol, Mode, Operation, TcpTransport } from '../../src/index.js';
 import { Option } from '../../src/wire-5/index.js';
@@ -17,9 +16,8 @@ import {
   signedHeaders,
   stateful,
 } from '../testing/stateful-http-support.js';
+import { ROOT, spawnMockCli } from './mock-cli.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const bin = join(root, 'src', 'bin', 'mock-manager.ts');
 
 const children: ChildProcess[] = [];
 afterEach(() => {
@@ -27,10 +25,7 @@ afterEach(() => {
 });
 
 function run(args: string[]): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', bin, ...args], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnMockCli(args);
   children.push(child);
   return child;
 }
@@ -265,15 +260,15 @@ describe('agent-sync-mock-manager', () => {
   });
 
   it('exits 1 when --agent-keys-file cannot be read', async () => {
-    const { code, err } = await failure(['--agent-keys-file', join(root, 'no-such-file')]);
+    const { code, err } = await failure(['--agent-keys-file', join(ROOT, 'no-such-file')]);
     expect(code).toBe(1);
     expect(err).toContain('no-such-file');
   });
 
   it('exits 1 naming the socket when --stateful-socket cannot be created', async () => {
-    const { code, err } = await failure(['--stateful-socket', join(root, 'no-such-dir', 's')]);
+    const { code, err } = await failure(['--stateful-socket', join(ROOT, 'no-such-dir', 's')]);
     expect(code).toBe(1);
-    expect(err).toContain(`cannot serve the stateful socket ${join(root, 'no-such-dir', 's')}`);
+    expect(err).toContain(`cannot serve the stateful socket ${join(ROOT, 'no-such-dir', 's')}`);
   });
 
   it.each([

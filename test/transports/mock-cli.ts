@@ -32,12 +32,17 @@ export interface MockCli {
   stop(): Promise<void>;
 }
 
-/** Spawn the command with `args`; resolves once its ready line is read. */
-export async function startMockCli(args: readonly string[]): Promise<MockCli> {
-  const child = spawn(process.execPath, ['--import', 'tsx', BIN, ...args], {
+/** The command as a child process with `args`, its stdout and stderr piped. */
+export function spawnMockCli(args: readonly string[]): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', BIN, ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+}
+
+/** Spawn the command with `args`; resolves once its ready line is read. */
+export async function startMockCli(args: readonly string[]): Promise<MockCli> {
+  const child = spawnMockCli(args);
   let err = '';
   child.stderr?.on('data', (chunk) => {
     err += chunk;
@@ -52,7 +57,7 @@ export async function startMockCli(args: readonly string[]): Promise<MockCli> {
   return {
     child,
     ready,
-    json: (method, path, body) => httpJson(ready.httpPort, method, path, body),
+    json: (method, path, body) => httpJson({ port: ready.httpPort }, method, path, body),
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const gone = once(child, 'exit');
@@ -64,16 +69,20 @@ export async function startMockCli(args: readonly string[]): Promise<MockCli> {
   };
 }
 
-/** One JSON request to `127.0.0.1:port` on a fresh connection. */
+/** Where a request goes: an HTTP port on 127.0.0.1, or a Unix socket. */
+export type HttpTarget = { port: number } | { socketPath: string };
+
+/** One JSON request to `target` on a fresh connection: the status and the parsed body. */
 export function httpJson<T = unknown>(
-  port: number,
+  target: HttpTarget,
   method: string,
   path: string,
   body?: unknown,
 ): Promise<{ status: number; body: T }> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
+  const where = 'port' in target ? { host: '127.0.0.1', port: target.port } : target;
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path, agent: false }, (response) => {
+    const req = request({ ...where, method, path, agent: false }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('error', reject);
@@ -89,18 +98,6 @@ export function httpJson<T = unknown>(
     if (payload !== undefined) req.setHeader('Content-Type', 'application/json');
     req.end(payload);
   });
-}
-
-/**
- * Polls the async `check` until it holds, or throws after `timeoutMs` (generous: only the
- * outcome is tested, and a loaded machine may be slow).
- */
-export async function untilAsync(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /**

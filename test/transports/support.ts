@@ -97,9 +97,12 @@ export function closed(socket: Socket): Promise<void> {
  * Polls `check` until it holds or `timeoutMs` passes. The default is generous: only the outcome
  * is tested, and a loaded machine may take seconds to deliver a local socket's events.
  */
-export async function until(check: () => boolean, timeoutMs = 20_000): Promise<void> {
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 5));
   }

@@ -4,7 +4,7 @@
 // {"port":N,"httpPort":M,"seed":S[,"statefulSocketPath":P]} on one stdout line when ready.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parseClientKeys } from '../testing/client-keys.js';
+import { canonicalAgentId, parseClientKeys } from '../testing/client-keys.js';
 import { parseFaultRule } from '../testing/fault-rule-json.js';
 import { MockManager } from '../testing/mock-manager.js';
 import { MockManagerServer } from '../testing/mock-manager-server.js';
@@ -116,7 +116,7 @@ function agentKeys(
       throw new RangeError(`--agent-key must be ID=HEX (e.g. 001=<64 hex>), got '${pair}'`);
     const [, id = '', hex = ''] = match;
     // As parseClientKeys spells ids, so '1' replaces the file's '001'.
-    keys[BigInt(id).toString().padStart(3, '0')] = hex;
+    keys[canonicalAgentId(id)] = hex;
   }
   return keys;
 }

@@ -12,8 +12,8 @@ export type AgentKeys =
   | Readonly<Record<string, string>>
   | ((agentId: string) => string | undefined);
 
-/** An agent id as client.keys spells it: its number, zero-padded to 3 digits. */
-const canonical = (id: string): string => BigInt(id).toString().padStart(3, '0');
+/** An agent id (decimal digits) as client.keys spells it: its number, zero-padded to 3 digits. */
+export const canonicalAgentId = (id: string): string => BigInt(id).toString().padStart(3, '0');
 
 /** remoted's ids are 32-bit: a longer one names no agent (keystore.cpp `parseAgentId`). */
 const inRange = (id: string): boolean => BigInt(id) <= 0xffff_ffffn;
@@ -42,7 +42,7 @@ export function agentKeyLookup(agentKeys: AgentKeys): (signedId: string) => Uint
   if (typeof agentKeys === 'function') {
     return (signedId) => {
       if (!inRange(signedId)) return undefined;
-      const hex = agentKeys(canonical(signedId));
+      const hex = agentKeys(canonicalAgentId(signedId));
       return hex === undefined ? undefined : decodeKey(hex);
     };
   }
@@ -51,9 +51,9 @@ export function agentKeyLookup(agentKeys: AgentKeys): (signedId: string) => Uint
     if (!/^[0-9]+$/.test(id)) {
       throw new TypeError(`agentKeys: the agent id ${JSON.stringify(id)} is not decimal digits`);
     }
-    keys.set(canonical(id), decodeKey(String(hex)));
+    keys.set(canonicalAgentId(id), decodeKey(String(hex)));
   }
-  return (signedId) => (inRange(signedId) ? keys.get(canonical(signedId)) : undefined);
+  return (signedId) => (inRange(signedId) ? keys.get(canonicalAgentId(signedId)) : undefined);
 }
 
 /**
@@ -79,7 +79,7 @@ export function parseClientKeys(text: string): Record<string, string> {
     if (name.startsWith('#') || name.startsWith('!') || !/^[0-9]+$/.test(id) || !inRange(id)) {
       continue;
     }
-    keys[canonical(id)] = key;
+    keys[canonicalAgentId(id)] = key;
   }
   return keys;
 }

@@ -18,7 +18,6 @@ import {
 } from '../testing/stateful-http-support.js';
 import { ROOT, spawnMockCli } from './mock-cli.js';
 
-
 const children: ChildProcess[] = [];
 afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');

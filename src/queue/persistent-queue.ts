@@ -109,6 +109,13 @@ const FLUSH_BYTES = 1024 * 1024;
 // huge transaction (a take over millions of rows) does not leave a huge -wal file behind.
 const JOURNAL_SIZE_LIMIT_BYTES = 8 * 1024 * 1024;
 
+// takeSession sums this many rows' sizes at once: few statements per 5 MiB session (~6,000 rows
+// of 300 bytes), and little read twice where the cut falls.
+const SIZE_BATCH_ROWS = 1024;
+
+// completeSuccess removes a take's rows this many at a time (see there).
+const DELETE_BATCH_ROWS = 1000;
+
 // The schema's version, in PRAGMA user_version: 0 is the 0.1.x schema (which never set it),
 // and MIGRATIONS[v] takes a file from v to v + 1. A file newer than this code is refused.
 const SCHEMA_VERSION = 1;
@@ -198,6 +205,9 @@ const COLUMNS = 'ord, id, idx, operation, create_status, updated, data, version,
 
 const TAKE_END = '(SELECT take_end FROM queue_state)';
 
+/** A row's estimateItemBytes, in SQL. */
+const ESTIMATE = `octet_length(id) + octet_length(idx) + octet_length(data) + ${ITEM_OVERHEAD_BYTES}`;
+
 const SQL = {
   // A creation the manager never saw (New and Pending): deleting it just drops it.
   deleteNewPending: `DELETE FROM persistent_queue
@@ -239,11 +249,16 @@ const SQL = {
   readSeqs: `SELECT t.pos - 1 AS seq, q.id, q.idx AS "index", q.data, q.operation
     FROM sync_take AS t JOIN persistent_queue AS q ON q.ord = t.ord
     WHERE t.pos >= ? AND t.pos <= ? ORDER BY t.pos LIMIT ?`,
-  // takeSession: each Pending row's UTF-8 bytes of id, index and data in queue order, for the
-  // estimate. Parameter: the take's end (0 when none is active; Pending rows are those after it).
-  // octet_length() reads a TEXT's size from the record header, never its (overflow) pages.
-  sessionSizes: `SELECT ord, octet_length(id) + octet_length(idx) + octet_length(data)
-    FROM persistent_queue WHERE ord > ? ORDER BY ord`,
+  // takeSession cuts at the estimate (estimateItemBytes) of the next Pending rows in queue
+  // order, a batch at a time: first the batch's count, sum and last ord, and only for the batch
+  // where the cut falls, each row's. Parameters: the last ord already counted (at first the
+  // take's end: Pending rows are those after it), the batch's rows. octet_length() reads a
+  // TEXT's size from the record header, never its (overflow) pages. Summed in SQLite, the sizes
+  // cost a third of reading them row by row into JS (measured 30 vs 95 ms for 100k rows).
+  sessionBatch: `SELECT count(*), coalesce(sum(bytes), 0), coalesce(max(ord), 0) FROM (
+      SELECT ord, ${ESTIMATE} AS bytes FROM persistent_queue WHERE ord > ? ORDER BY ord LIMIT ?)`,
+  sessionSizes: `SELECT ord, ${ESTIMATE}
+    FROM persistent_queue WHERE ord > ? ORDER BY ord LIMIT ?`,
   // Parameters: the take's end so far, the last ord of the session.
   takeUpTo: `INSERT INTO sync_take (ord, operation)
     SELECT ord, operation FROM persistent_queue WHERE ord > ? AND ord <= ? ORDER BY ord`,
@@ -262,7 +277,10 @@ const SQL = {
   // it all on each success would read the whole table each time.
   pendingUpTo: `SELECT count(*) FROM (SELECT 1 FROM persistent_queue WHERE ord > ${TAKE_END}
     LIMIT ?)`,
-  successDelete: `DELETE FROM persistent_queue WHERE ord <= ${TAKE_END} AND updated = 0`,
+  // Parameters: the range of ords (after, through). completeSuccess runs it over the take in
+  // batches, last batch first.
+  successDelete: `DELETE FROM persistent_queue WHERE ord > ? AND ord <= ? AND updated = 0`,
+  takenOrd: 'SELECT ord FROM sync_take WHERE pos = ?',
   keepPending: `INSERT INTO temp.queue_keep (${COLUMNS})
     SELECT ${COLUMNS} FROM main.persistent_queue WHERE ord > ${TAKE_END}`,
   keepUpdated: `INSERT INTO temp.queue_keep (${COLUMNS})
@@ -998,12 +1016,14 @@ function prepare(db: Database.Database): Connection {
     s.size,
     s.allIndices,
     s.takenCount,
+    s.takenOrd,
     s.updatedCount,
     s.pendingUpTo,
   ]) {
     stmt.pluck();
   }
   s.readSeqs.raw();
+  s.sessionBatch.raw();
   s.sessionSizes.raw();
   s.sessionRows.raw();
 
@@ -1032,13 +1052,24 @@ function prepare(db: Database.Database): Connection {
     // Every row after the take's end is Pending: the session is the next run of the table.
     let estimated = SESSION_OVERHEAD_BYTES;
     let last = 0;
-    const sizes = s.sessionSizes.iterate(end) as IterableIterator<[number, number]>;
-    for (const [ord, bytes] of sizes) {
-      const item = bytes + ITEM_OVERHEAD_BYTES;
-      // The first row goes even when it alone is over the budget (else it would block the queue).
-      if (budget > 0 && estimated + item > budget && last > 0) break;
-      estimated += item;
-      last = ord;
+    for (;;) {
+      const batch = s.sessionBatch.get(last || end, SIZE_BATCH_ROWS) as [number, number, number];
+      const [count, bytes, max] = batch;
+      if (count === 0) break;
+      if (budget === 0 || estimated + bytes <= budget) {
+        estimated += bytes;
+        last = max;
+        if (count < SIZE_BATCH_ROWS) break;
+        continue;
+      }
+      // The cut falls in this batch.
+      for (const [ord, item] of s.sessionSizes.all(last || end, count) as [number, number][]) {
+        // The first row goes even when it alone is over the budget (else it would block the queue).
+        if (estimated + item > budget && last > 0) break;
+        estimated += item;
+        last = ord;
+      }
+      break;
     }
     if (last === 0) return { session: { rows: [], indices: [], estimatedBytes: 0 }, end };
     if (end === 0) s.clearTake.run();
@@ -1047,6 +1078,7 @@ function prepare(db: Database.Database): Connection {
     const raw = s.sessionRows.all(end, last) as RawSessionRow[];
     const rows: SessionRow[] = new Array(raw.length);
     const indices = new Set<string>();
+    let previous: string | undefined;
     for (let i = 0; i < raw.length; i++) {
       const [id, index, data, operation, version, dataContext] = raw[i] as RawSessionRow;
       rows[i] = {
@@ -1057,7 +1089,11 @@ function prepare(db: Database.Database): Connection {
         version: version === '0' ? 0n : BigInt.asUintN(64, BigInt(version)),
         dataContext: dataContext === 1,
       };
-      if (dataContext === 0) indices.add(index);
+      // Runs of one index are the rule: the set is asked once per run, not per row.
+      if (dataContext === 0 && index !== previous) {
+        indices.add(index);
+        previous = index;
+      }
     }
     return {
       session: { rows, indices: [...indices].sort(), estimatedBytes: estimated },
@@ -1099,7 +1135,16 @@ function completeSuccess(s: Statements): void {
     s.restoreKept.run();
     s.clearKept.run();
   } else {
-    s.successDelete.run();
+    // Batches from the take's end back to its start: a third less written to the WAL (and
+    // checkpointed) than one DELETE of the range (measured 11 vs 17 MB for 61,000 of 100,000
+    // rows of 300 bytes). sync_take's pos numbers the take densely: batch bounds by row count.
+    let through = s.takeEnd.get() as number;
+    for (let pos = s.takenCount.get() as number; pos > 0; pos -= DELETE_BATCH_ROWS) {
+      const after =
+        pos > DELETE_BATCH_ROWS ? (s.takenOrd.get(pos - DELETE_BATCH_ROWS) as number) : 0;
+      s.successDelete.run(after, through);
+      through = after;
+    }
   }
   s.successRequeue.run();
 }

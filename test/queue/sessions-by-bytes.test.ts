@@ -81,6 +81,52 @@ describe('PersistentQueue.takeSession: cutting by bytes', () => {
     expect(drain(r, capFor(3) - 1).map((s) => s.length)).toEqual([2, 2, 1]);
   });
 
+  it('cuts long queues the same whatever the batch the sizes are read in', () => {
+    // More rows than takeSession sums at once (1,024), of varied sizes, for caps whose cuts fall
+    // inside a batch, exactly on a batch's end, and past several batches.
+    const q = tmp.open();
+    const rows = Array.from({ length: 3000 }, (_, n) => ({
+      id: `r${n}`,
+      data: 'x'.repeat((n * 37) % 900),
+    }));
+    q.persistMany(rows.map((r) => ({ id: r.id, operation: C, index: 'i', data: r.data })));
+    const sizes = rows.map((r) => estimateItemBytes(r.id, 'i', r.data));
+    // A cap whose budget holds exactly the first 1,024 rows.
+    const oneBatch =
+      SESSION_GRACE_BYTES +
+      SESSION_OVERHEAD_BYTES +
+      sizes.slice(0, 1024).reduce((a, b) => a + b, 0);
+    for (const cap of [capFor(30), oneBatch, oneBatch + 1, capFor(1500), capFor(2500)]) {
+      const budget = sessionBudget(cap);
+      const expected: number[] = [];
+      let estimate = SESSION_OVERHEAD_BYTES;
+      let count = 0;
+      for (const size of sizes) {
+        if (count > 0 && estimate + size > budget) {
+          expected.push(count);
+          estimate = SESSION_OVERHEAD_BYTES;
+          count = 0;
+        }
+        estimate += size;
+        count++;
+      }
+      expected.push(count);
+      // Every session of the queue in one take, then all returned to Pending for the next cap.
+      const taken: string[] = [];
+      const lengths: number[] = [];
+      for (;;) {
+        const session = q.takeNextSession(cap);
+        if (session.rows.length === 0) break;
+        lengths.push(session.rows.length);
+        taken.push(...session.rows.map((r) => r.id));
+      }
+      q.completeSessions(0, false);
+      expect(lengths, `cap ${cap}`).toEqual(expected);
+      expect(taken).toEqual(rows.map((r) => r.id));
+    }
+    expect(q.pendingCount()).toBe(rows.length);
+  });
+
   it('counts UTF-8 bytes as the estimate does', () => {
     const q = tmp.open();
     // 242 × 'é' = 484 UTF-8 bytes (242 UTF-16 units): each item is 1000 bytes, not 758.

@@ -21,6 +21,7 @@ import {
 } from '../queue/sessions.js';
 import { FullSessionEncoder } from '../wire-5/encode.js';
 import {
+  type DataContextInput,
   type DataValueInput,
   type PayloadInput,
   type StartFields,
@@ -153,11 +154,14 @@ function toValue(row: {
 }
 
 function syncData(rows: readonly SessionRow[]): PayloadInput {
-  return {
-    type: 'SyncData',
-    values: rows.filter((r) => !r.dataContext).map(toValue),
-    contexts: rows.filter((r) => r.dataContext).map(({ id, index, data }) => ({ id, index, data })),
-  };
+  // One pass: a session holds thousands of rows.
+  const values: DataValueInput[] = [];
+  const contexts: DataContextInput[] = [];
+  for (const row of rows) {
+    if (row.dataContext) contexts.push({ id: row.id, index: row.index, data: row.data });
+    else values.push(toValue(row));
+  }
+  return { type: 'SyncData', values, contexts };
 }
 
 /** Sorted unique indices of rows. */

@@ -271,6 +271,25 @@ describe('PersistentQueue.takeSession: cutting by bytes', () => {
     );
   });
 
+  it('success of a take over a thousand rows removes exactly its rows, changed ones excepted', () => {
+    // 2,500 rows taken of 4,000, removed in batches of 1,000 from the take's end back; rows
+    // changed meanwhile (in the first, a middle and the last batch) and Pending rows stay.
+    const q = tmp.open();
+    // Items of ITEM bytes: 50 sessions of 50.
+    const ids = Array.from({ length: 4000 }, (_, n) => `r${String(n).padStart(4, '0')}`);
+    q.persistMany(ids.map((id) => ({ id, operation: C, index: 'i', data: 'x'.repeat(482) })));
+    let taken = 0;
+    for (let n = 0; n < 50; n++) taken += q.takeNextSession(capFor(50)).rows.length;
+    expect(taken).toBe(2500);
+    const changed = ['r0000', 'r0999', 'r1000', 'r1777', 'r2499'];
+    for (const id of changed) q.persist(id, M, 'i', '{"changed":true}');
+    q.completeSessions(50);
+    const left = q.inspect();
+    expect(left.map((e) => e.id)).toEqual([...changed, ...ids.slice(2500)]);
+    expect(left.every((e) => e.syncStatus === SyncStatus.Pending)).toBe(true);
+    expect(left.slice(0, 5).every((e) => e.data === '{"changed":true}')).toBe(true);
+  });
+
   it('failure returns the session rows to Pending, in place, and the next session retakes them', () => {
     const q = tmp.open();
     fill(q, 10);

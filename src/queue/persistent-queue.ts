@@ -263,7 +263,9 @@ const SQL = {
   takeUpTo: `INSERT INTO sync_take (ord, operation)
     SELECT ord, operation FROM persistent_queue WHERE ord > ? AND ord <= ? ORDER BY ord`,
   setTakeEndTo: 'UPDATE queue_state SET take_end = ?',
-  sessionRows: `SELECT id, idx, data, operation, CAST(version AS TEXT), data_context
+  // The version as text (a u64 may pass 2^53), NULL for the usual 0: no string to make.
+  sessionRows: `SELECT id, idx, data, operation, iif(version = 0, NULL, CAST(version AS TEXT)),
+      data_context
     FROM persistent_queue WHERE ord > ? AND ord <= ? ORDER BY ord`,
   // Ends the take at the parameter: the sessions after it leave the take (see completeSessions).
   dropTakeAfter: 'DELETE FROM sync_take WHERE ord > ?',
@@ -320,8 +322,11 @@ type Statement = Database.Statement<unknown[], unknown>;
 /** A readSeqs row in raw mode: seq, id, index, data, operation. */
 type RawSyncRow = [number, string, string, string, Operation];
 
-/** A sessionRows row in raw mode: id, index, data, operation, version (signed decimal), flag. */
-type RawSessionRow = [string, string, string, Operation, string, number];
+/**
+ * A sessionRows row in raw mode: id, index, data, operation, version (signed decimal, null for
+ * 0), flag.
+ */
+type RawSessionRow = [string, string, string, Operation, string | null, number];
 
 /** An inspect row before its version and flag are put in {@link QueueEntry}'s shape. */
 type RawEntry = Omit<QueueEntry, 'version' | 'dataContext'> & {
@@ -1086,7 +1091,7 @@ function prepare(db: Database.Database): Connection {
         index,
         data,
         operation,
-        version: version === '0' ? 0n : BigInt.asUintN(64, BigInt(version)),
+        version: version === null ? 0n : BigInt.asUintN(64, BigInt(version)),
         dataContext: dataContext === 1,
       };
       // Runs of one index are the rule: the set is asked once per run, not per row.

@@ -144,12 +144,13 @@ function toValue(row: {
   operation: Operation;
   version?: bigint;
 }): DataValueInput {
+  // One shape for every row, no spread: a session builds thousands of these.
   return {
     operation: row.operation === Operation.Delete ? WireOperation5.Delete : WireOperation5.Upsert,
     id: row.id,
     index: row.index,
     data: row.data,
-    ...(row.version ? { version: row.version } : {}),
+    version: row.version ?? 0n,
   };
 }
 

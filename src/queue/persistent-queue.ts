@@ -383,6 +383,8 @@ export class PersistentQueue {
   #loggedBytes = 0;
   /** The take's end after each session {@link takeNextSession} added to the active take. */
   #sessionEnds: number[] = [];
+  /** Sessions {@link carrySessions} left in the active take, all gone through; 0 when none. */
+  #carried = 0;
   #serial = 0;
 
   /**
@@ -577,6 +579,7 @@ export class PersistentQueue {
    * Throws an Error if the previous take was not completed.
    */
   take(): TakeResult {
+    this.#settle();
     const o = this.#live('take');
     this.#flush(o, 'take');
     try {
@@ -605,6 +608,7 @@ export class PersistentQueue {
    * @throws {Error} When a take is already active.
    */
   takeSession(maxSessionBytes: number = DEFAULT_MAX_SESSION_BYTES): QueueSession {
+    this.#settle();
     return this.#takeSession(maxSessionBytes, false);
   }
 
@@ -614,7 +618,8 @@ export class PersistentQueue {
    * sessions are then ended together by {@link completeSessions}, which removes the rows of all
    * the sessions that went through at once: per session, the removal and its WAL checkpoints
    * cost about a third of a 5.0 Delta's time. A row changed while its session is in the take is
-   * not taken again before the take ends (it is requeued then, as by {@link complete}).
+   * not taken again before the take ends (it is requeued then, as by {@link complete}). The take
+   * may outlive a sync: see {@link carrySessions}.
    *
    * @throws {RangeError} As {@link takeSession}.
    * @throws {Error} When a take that this method did not start is active.
@@ -669,13 +674,45 @@ export class PersistentQueue {
   }
 
   /**
+   * Leaves the sessions {@link takeNextSession} took in the take, all of them gone through, for
+   * the next sync to extend: their rows are neither Pending nor sent again, and are removed when
+   * the take ends, by {@link completeSessions} (counting these sessions) or, before anything
+   * that needs no active take ({@link take}, {@link takeSession}, {@link clearDataContext},
+   * {@link removeIndices}, {@link close}), as their success. A Delta that stops at its session
+   * limit with more queued carries its sessions to the next Delta, which, when it sends the rest
+   * of the queue, removes the whole table at once (SQLite frees the pages without rewriting
+   * them) instead of each call deleting its rows (~130 ms for 61,000 rows of 300 bytes, a fifth
+   * of a 100k-item Delta). A crash meanwhile returns the carried rows to Pending, as any active
+   * take (sent again after the restart; the manager applies them as the same state).
+   *
+   * @throws {Error} When no session of {@link takeNextSession} is in the take.
+   */
+  carrySessions(): void {
+    if (this.#sessionEnds.length === 0) {
+      throw new Error('persistent queue: no session to carry; takeNextSession() first');
+    }
+    this.#carried = this.#sessionEnds.length;
+  }
+
+  /** Sessions {@link carrySessions} left in the take; 0 when none. */
+  get carriedSessions(): number {
+    return this.#carried;
+  }
+
+  /** Ends a carried take as the success it is, before an operation that needs no active take. */
+  #settle(): void {
+    if (this.#carried > 0) this.#complete(true, false, 0);
+  }
+
+  /**
    * Removes every DataContext row (the reference's clearAllDataContext, once the context is no
    * longer needed) and returns how many. Refused while a take is active, whose rows must stay
-   * until it completes.
+   * until it completes (a carried one is ended first: see {@link carrySessions}).
    *
    * @throws {Error} When a take is active.
    */
   clearDataContext(): number {
+    this.#settle();
     const o = this.#live('clear DataContext rows');
     this.#flush(o, 'clear DataContext rows');
     const { s } = o;
@@ -721,11 +758,13 @@ export class PersistentQueue {
    * Removes every row of the given indices, DataValue and DataContext alike, whatever their
    * operation (the reference's clearItemsByIndex after a successful notifyDataClean:
    * `DELETE FROM persistent_queue WHERE idx = ?`) and returns how many. One transaction.
-   * Refused while a take is active, whose rows must stay until it completes.
+   * Refused while a take is active, whose rows must stay until it completes (a carried one is
+   * ended first: see {@link carrySessions}).
    *
    * @throws {Error} When a take is active.
    */
   removeIndices(indices: readonly string[]): number {
+    this.#settle();
     const o = this.#live('remove rows by index');
     this.#flush(o, 'remove rows by index');
     const { s } = o;
@@ -787,8 +826,20 @@ export class PersistentQueue {
     try {
       o.complete.immediate(success, dataSent, failedAfter);
       this.#sessionEnds = [];
+      this.#carried = 0;
     } catch (err) {
       throw this.#wrap('complete the take', err);
+    }
+  }
+
+  /** Whether a row waits for the next take: {@link pendingCount} > 0, without counting. */
+  hasPending(): boolean {
+    const o = this.#live('look for pending rows');
+    this.#flush(o, 'look for pending rows');
+    try {
+      return (o.s.pendingUpTo.get(1) as number) > 0;
+    } catch (err) {
+      throw this.#wrap('look for pending rows', err);
     }
   }
 
@@ -867,9 +918,11 @@ export class PersistentQueue {
     const o = this.#conn;
     if (o === undefined) return;
     try {
+      this.#settle();
       this.#flush(o, 'close');
     } catch {
-      // Nothing is lost: the changes stay in the log, and the next open moves them into SQLite.
+      // Nothing is lost: the changes stay in the log, and the next open moves them into SQLite
+      // (and returns a carried take's rows to Pending, to be sent again).
     }
     this.#conn = undefined;
     this.#logged = [];

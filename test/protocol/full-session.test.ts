@@ -137,6 +137,36 @@ describe("wire: 'fullSession', Delta", () => {
     expect(manager.documentCount(INDEX)).toBe(5);
   });
 
+  it('a call stopped by maxSessions: its items are neither pending nor sent again, after close too', async () => {
+    const path = dbFile();
+    const { manager, transport, agent } = setup({ dbPath: path });
+    for (let i = 0; i < 4; i++)
+      agent.persistDifference(`i${i}`, Operation.Create, INDEX, doc(`i${i}`));
+    // One item per session: the call stops at 2 with 2 more queued.
+    expect(
+      await agent.synchronizeModule(Mode.Delta, { maxSessionBytes: 9_000, maxSessions: 2 }),
+    ).toMatchObject({ ok: true, sent: 2 });
+    expect(agent.pendingCount).toBe(2);
+    await agent.close();
+    const again = new AgentSyncProtocol({
+      moduleName: 'syscollector',
+      dbPath: path,
+      transport,
+      wire: 'fullSession',
+      clusterName: 'wazuh',
+      agentInfo: { id: '001' },
+    });
+    open.push(again);
+    expect(again.pendingCount).toBe(2);
+    expect(await again.synchronizeModule(Mode.Delta, { maxSessionBytes: 9_000 })).toMatchObject({
+      ok: true,
+      sent: 2,
+    });
+    expect(transport.sent).toHaveLength(4);
+    expect(again.pendingCount).toBe(0);
+    expect(manager.documentCount(INDEX)).toBe(4);
+  });
+
   it('the first failed session stops the rest and leaves them queued', async () => {
     const { manager, transport, agent } = setup();
     const big = 'x'.repeat(40_000);

@@ -109,8 +109,8 @@ const FLUSH_BYTES = 1024 * 1024;
 // huge transaction (a take over millions of rows) does not leave a huge -wal file behind.
 const JOURNAL_SIZE_LIMIT_BYTES = 8 * 1024 * 1024;
 
-// takeSession sums this many rows' sizes at once: few statements per 5 MiB session (~6,000 rows
-// of 300 bytes), and little read twice where the cut falls.
+// takeSession reads this many rows' sizes at once: few statements per 5 MiB session (~6,000
+// rows of 300 bytes), and little read past the cut.
 const SIZE_BATCH_ROWS = 1024;
 
 // completeSuccess removes a take's rows this many at a time (see there).
@@ -250,13 +250,11 @@ const SQL = {
     FROM sync_take AS t JOIN persistent_queue AS q ON q.ord = t.ord
     WHERE t.pos >= ? AND t.pos <= ? ORDER BY t.pos LIMIT ?`,
   // takeSession cuts at the estimate (estimateItemBytes) of the next Pending rows in queue
-  // order, a batch at a time: first the batch's count, sum and last ord, and only for the batch
-  // where the cut falls, each row's. Parameters: the last ord already counted (at first the
-  // take's end: Pending rows are those after it), the batch's rows. octet_length() reads a
-  // TEXT's size from the record header, never its (overflow) pages. Summed in SQLite, the sizes
-  // cost a third of reading them row by row into JS (measured 30 vs 95 ms for 100k rows).
-  sessionBatch: `SELECT count(*), coalesce(sum(bytes), 0), coalesce(max(ord), 0) FROM (
-      SELECT ord, ${ESTIMATE} AS bytes FROM persistent_queue WHERE ord > ? ORDER BY ord LIMIT ?)`,
+  // order, read a batch at a time. Parameters: the last ord already read (at first the take's
+  // end: Pending rows are those after it), the batch's rows. octet_length() reads a TEXT's size
+  // from the record header, never its (overflow) pages. Batches with all() cost about half of
+  // iterate() row by row (~1 us more per row). Summing each batch in SQLite was faster still,
+  // but the 1M-item sync's JS heap then grew 20 MiB more (V8 sized it larger), over its target.
   sessionSizes: `SELECT ord, ${ESTIMATE}
     FROM persistent_queue WHERE ord > ? ORDER BY ord LIMIT ?`,
   // Parameters: the take's end so far, the last ord of the session.
@@ -679,10 +677,10 @@ export class PersistentQueue {
    * the take ends, by {@link completeSessions} (counting these sessions) or, before anything
    * that needs no active take ({@link take}, {@link takeSession}, {@link clearDataContext},
    * {@link removeIndices}, {@link close}), as their success. A Delta that stops at its session
-   * limit with more queued carries its sessions to the next Delta, which, when it sends the rest
-   * of the queue, removes the whole table at once (SQLite frees the pages without rewriting
-   * them) instead of each call deleting its rows (~130 ms for 61,000 rows of 300 bytes, a fifth
-   * of a 100k-item Delta). A crash meanwhile returns the carried rows to Pending, as any active
+   * limit with at most as many rows queued as it took carries its sessions to the next Delta,
+   * which, when it sends the rest of the queue, removes the whole table at once (SQLite frees
+   * the pages without rewriting them) instead of each call deleting its rows (~130 ms for
+   * 61,000 rows of 300 bytes, a fifth of a 100k-item Delta). A crash meanwhile returns the carried rows to Pending, as any active
    * take (sent again after the restart; the manager applies them as the same state).
    *
    * @throws {Error} When no session of {@link takeNextSession} is in the take.
@@ -832,14 +830,14 @@ export class PersistentQueue {
     }
   }
 
-  /** Whether a row waits for the next take: {@link pendingCount} > 0, without counting. */
-  hasPending(): boolean {
-    const o = this.#live('look for pending rows');
-    this.#flush(o, 'look for pending rows');
+  /** {@link pendingCount}, but counting no further than `limit`: cheap for a small limit. */
+  pendingCountUpTo(limit: number): number {
+    const o = this.#live('count pending rows');
+    this.#flush(o, 'count pending rows');
     try {
-      return (o.s.pendingUpTo.get(1) as number) > 0;
+      return o.s.pendingUpTo.get(limit) as number;
     } catch (err) {
-      throw this.#wrap('look for pending rows', err);
+      throw this.#wrap('count pending rows', err);
     }
   }
 
@@ -1081,7 +1079,6 @@ function prepare(db: Database.Database): Connection {
     stmt.pluck();
   }
   s.readSeqs.raw();
-  s.sessionBatch.raw();
   s.sessionSizes.raw();
   s.sessionRows.raw();
 
@@ -1110,24 +1107,15 @@ function prepare(db: Database.Database): Connection {
     // Every row after the take's end is Pending: the session is the next run of the table.
     let estimated = SESSION_OVERHEAD_BYTES;
     let last = 0;
-    for (;;) {
-      const batch = s.sessionBatch.get(last || end, SIZE_BATCH_ROWS) as [number, number, number];
-      const [count, bytes, max] = batch;
-      if (count === 0) break;
-      if (budget === 0 || estimated + bytes <= budget) {
-        estimated += bytes;
-        last = max;
-        if (count < SIZE_BATCH_ROWS) break;
-        continue;
-      }
-      // The cut falls in this batch.
-      for (const [ord, item] of s.sessionSizes.all(last || end, count) as [number, number][]) {
+    cut: for (;;) {
+      const sizes = s.sessionSizes.all(last || end, SIZE_BATCH_ROWS) as [number, number][];
+      for (const [ord, item] of sizes) {
         // The first row goes even when it alone is over the budget (else it would block the queue).
-        if (estimated + item > budget && last > 0) break;
+        if (budget > 0 && estimated + item > budget && last > 0) break cut;
         estimated += item;
         last = ord;
       }
-      break;
+      if (sizes.length < SIZE_BATCH_ROWS) break;
     }
     if (last === 0) return { session: { rows: [], indices: [], estimatedBytes: 0 }, end };
     if (end === 0) s.clearTake.run();

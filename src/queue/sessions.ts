@@ -108,10 +108,10 @@ export interface RunSessionsResult {
  * Unlike the reference, which removes each session's rows as soon as the manager took it, the
  * rows of the sessions that went through are removed together when the run ends
  * ({@link PersistentQueue.completeSessions}): per session, the removal and its WAL checkpoints
- * cost about a third of the run. A run that stops at `maxSessions` with more queued, every
- * session gone through, leaves them instead to the next run ({@link PersistentQueue.carrySessions}),
- * once: that run removes both runs' rows when it ends, at once (the whole table when it sends
- * the rest of the queue). A process that dies before the rows are removed sends those sessions
+ * cost about a third of the run. A run that stops at `maxSessions`, every session gone
+ * through, with no more rows queued than it took, leaves them instead to the next run
+ * ({@link PersistentQueue.carrySessions}), once: that run removes both runs' rows when it ends,
+ * at once (the whole table when it sends the rest of the queue). A process that dies before the rows are removed sends those sessions
  * again after a restart, which the manager applies as the same state (re-applying a session is
  * idempotent).
  *
@@ -133,6 +133,7 @@ export async function runSessions(
   // Sessions a previous run carried: still in the take, counted by completeSessions.
   const carried = queue.carriedSessions;
   let succeeded = 0;
+  let rows = 0;
   let stopped = false;
   while (succeeded < maxSessions) {
     if (options.signal?.aborted) {
@@ -155,8 +156,12 @@ export async function runSessions(
       return { succeeded, success: false, stopped: false };
     }
     succeeded++;
+    rows += session.rows.length;
   }
-  if (carried === 0 && succeeded === maxSessions && queue.hasPending()) queue.carrySessions();
+  // Carried when the next run can likely send the rest: its end then removes the whole table at
+  // once. With more queued, carrying would only make one removal of two (and a larger write).
+  const rest = succeeded === maxSessions && carried === 0 ? queue.pendingCountUpTo(rows + 1) : 0;
+  if (rest > 0 && rest <= rows) queue.carrySessions();
   else queue.completeSessions(carried + succeeded);
   return { succeeded, success: !stopped || succeeded > 0, stopped };
 }

@@ -457,9 +457,22 @@ describe('runSessions: at most N sessions per sync, the first failure stops the 
     expect(q.size()).toBe(0);
   });
 
-  it('a failure after a carried run removes the carried rows and requeues the rest', async () => {
+  it('carries only when no more is queued than the run took', async () => {
     const q = tmp.open();
     fill(q, 10);
+    // 4 taken, 6 queued: the next run cannot send them all, so this one's rows go now.
+    await runSessions(q, recorder().send, { maxSessionBytes: capFor(2), maxSessions: 2 });
+    expect(q.carriedSessions).toBe(0);
+    expect(q.size()).toBe(6);
+    await runSessions(q, recorder().send, { maxSessionBytes: capFor(2), maxSessions: 2 });
+    expect(q.carriedSessions).toBe(2);
+    expect(q.size()).toBe(6);
+    expect(q.pendingCount()).toBe(2);
+  });
+
+  it('a failure after a carried run removes the carried rows and requeues the rest', async () => {
+    const q = tmp.open();
+    fill(q, 8);
     await runSessions(q, recorder().send, { maxSessionBytes: capFor(2), maxSessions: 2 });
     expect(q.carriedSessions).toBe(2);
     const next = recorder([true, { success: false, dataSent: false }]);
@@ -470,7 +483,7 @@ describe('runSessions: at most N sessions per sync, the first failure stops the 
     });
     expect(q.carriedSessions).toBe(0);
     expect(q.inspect().map((e) => [e.id, e.syncStatus])).toEqual(
-      [6, 7, 8, 9].map((n) => [id(n), SyncStatus.Pending]),
+      [6, 7].map((n) => [id(n), SyncStatus.Pending]),
     );
   });
 

@@ -109,10 +109,6 @@ const FLUSH_BYTES = 1024 * 1024;
 // huge transaction (a take over millions of rows) does not leave a huge -wal file behind.
 const JOURNAL_SIZE_LIMIT_BYTES = 8 * 1024 * 1024;
 
-// takeSession reads this many rows' sizes at once: few statements per 5 MiB session (~6,000
-// rows of 300 bytes), and little read past the cut.
-const SIZE_BATCH_ROWS = 1024;
-
 // completeSuccess removes a take's rows this many at a time (see there).
 const DELETE_BATCH_ROWS = 1000;
 
@@ -205,9 +201,6 @@ const COLUMNS = 'ord, id, idx, operation, create_status, updated, data, version,
 
 const TAKE_END = '(SELECT take_end FROM queue_state)';
 
-/** A row's estimateItemBytes, in SQL. */
-const ESTIMATE = `octet_length(id) + octet_length(idx) + octet_length(data) + ${ITEM_OVERHEAD_BYTES}`;
-
 const SQL = {
   // A creation the manager never saw (New and Pending): deleting it just drops it.
   deleteNewPending: `DELETE FROM persistent_queue
@@ -249,21 +242,16 @@ const SQL = {
   readSeqs: `SELECT t.pos - 1 AS seq, q.id, q.idx AS "index", q.data, q.operation
     FROM sync_take AS t JOIN persistent_queue AS q ON q.ord = t.ord
     WHERE t.pos >= ? AND t.pos <= ? ORDER BY t.pos LIMIT ?`,
-  // takeSession cuts at the estimate (estimateItemBytes) of the next Pending rows in queue
-  // order, read a batch at a time. Parameters: the last ord already read (at first the take's
-  // end: Pending rows are those after it), the batch's rows. octet_length() reads a TEXT's size
-  // from the record header, never its (overflow) pages. Batches with all() cost about half of
-  // iterate() row by row (~1 us more per row). Summing each batch in SQLite was faster still,
-  // but the 1M-item sync's JS heap then grew 20 MiB more (V8 sized it larger), over its target.
-  sessionSizes: `SELECT ord, ${ESTIMATE}
-    FROM persistent_queue WHERE ord > ? ORDER BY ord LIMIT ?`,
+  // takeSession: each Pending row's UTF-8 bytes of id, index and data in queue order, for the
+  // estimate. Parameter: the take's end (0 when none is active; Pending rows are those after it).
+  // octet_length() reads a TEXT's size from the record header, never its (overflow) pages.
+  sessionSizes: `SELECT ord, octet_length(id) + octet_length(idx) + octet_length(data)
+    FROM persistent_queue WHERE ord > ? ORDER BY ord`,
   // Parameters: the take's end so far, the last ord of the session.
   takeUpTo: `INSERT INTO sync_take (ord, operation)
     SELECT ord, operation FROM persistent_queue WHERE ord > ? AND ord <= ? ORDER BY ord`,
   setTakeEndTo: 'UPDATE queue_state SET take_end = ?',
-  // The version as text (a u64 may pass 2^53), NULL for the usual 0: no string to make.
-  sessionRows: `SELECT id, idx, data, operation, iif(version = 0, NULL, CAST(version AS TEXT)),
-      data_context
+  sessionRows: `SELECT id, idx, data, operation, CAST(version AS TEXT), data_context
     FROM persistent_queue WHERE ord > ? AND ord <= ? ORDER BY ord`,
   // Ends the take at the parameter: the sessions after it leave the take (see completeSessions).
   dropTakeAfter: 'DELETE FROM sync_take WHERE ord > ?',
@@ -320,11 +308,8 @@ type Statement = Database.Statement<unknown[], unknown>;
 /** A readSeqs row in raw mode: seq, id, index, data, operation. */
 type RawSyncRow = [number, string, string, string, Operation];
 
-/**
- * A sessionRows row in raw mode: id, index, data, operation, version (signed decimal, null for
- * 0), flag.
- */
-type RawSessionRow = [string, string, string, Operation, string | null, number];
+/** A sessionRows row in raw mode: id, index, data, operation, version (signed decimal), flag. */
+type RawSessionRow = [string, string, string, Operation, string, number];
 
 /** An inspect row before its version and flag are put in {@link QueueEntry}'s shape. */
 type RawEntry = Omit<QueueEntry, 'version' | 'dataContext'> & {
@@ -381,8 +366,6 @@ export class PersistentQueue {
   #loggedBytes = 0;
   /** The take's end after each session {@link takeNextSession} added to the active take. */
   #sessionEnds: number[] = [];
-  /** Sessions {@link carrySessions} left in the active take, all gone through; 0 when none. */
-  #carried = 0;
   #serial = 0;
 
   /**
@@ -577,7 +560,6 @@ export class PersistentQueue {
    * Throws an Error if the previous take was not completed.
    */
   take(): TakeResult {
-    this.#settle();
     const o = this.#live('take');
     this.#flush(o, 'take');
     try {
@@ -606,7 +588,6 @@ export class PersistentQueue {
    * @throws {Error} When a take is already active.
    */
   takeSession(maxSessionBytes: number = DEFAULT_MAX_SESSION_BYTES): QueueSession {
-    this.#settle();
     return this.#takeSession(maxSessionBytes, false);
   }
 
@@ -616,8 +597,7 @@ export class PersistentQueue {
    * sessions are then ended together by {@link completeSessions}, which removes the rows of all
    * the sessions that went through at once: per session, the removal and its WAL checkpoints
    * cost about a third of a 5.0 Delta's time. A row changed while its session is in the take is
-   * not taken again before the take ends (it is requeued then, as by {@link complete}). The take
-   * may outlive a sync: see {@link carrySessions}.
+   * not taken again before the take ends (it is requeued then, as by {@link complete}).
    *
    * @throws {RangeError} As {@link takeSession}.
    * @throws {Error} When a take that this method did not start is active.
@@ -672,45 +652,13 @@ export class PersistentQueue {
   }
 
   /**
-   * Leaves the sessions {@link takeNextSession} took in the take, all of them gone through, for
-   * the next sync to extend: their rows are neither Pending nor sent again, and are removed when
-   * the take ends, by {@link completeSessions} (counting these sessions) or, before anything
-   * that needs no active take ({@link take}, {@link takeSession}, {@link clearDataContext},
-   * {@link removeIndices}, {@link close}), as their success. A Delta that stops at its session
-   * limit with at most as many rows queued as it took carries its sessions to the next Delta,
-   * which, when it sends the rest of the queue, removes the whole table at once (SQLite frees
-   * the pages without rewriting them) instead of each call deleting its rows (~130 ms for
-   * 61,000 rows of 300 bytes, a fifth of a 100k-item Delta). A crash meanwhile returns the carried rows to Pending, as any active
-   * take (sent again after the restart; the manager applies them as the same state).
-   *
-   * @throws {Error} When no session of {@link takeNextSession} is in the take.
-   */
-  carrySessions(): void {
-    if (this.#sessionEnds.length === 0) {
-      throw new Error('persistent queue: no session to carry; takeNextSession() first');
-    }
-    this.#carried = this.#sessionEnds.length;
-  }
-
-  /** Sessions {@link carrySessions} left in the take; 0 when none. */
-  get carriedSessions(): number {
-    return this.#carried;
-  }
-
-  /** Ends a carried take as the success it is, before an operation that needs no active take. */
-  #settle(): void {
-    if (this.#carried > 0) this.#complete(true, false, 0);
-  }
-
-  /**
    * Removes every DataContext row (the reference's clearAllDataContext, once the context is no
    * longer needed) and returns how many. Refused while a take is active, whose rows must stay
-   * until it completes (a carried one is ended first: see {@link carrySessions}).
+   * until it completes.
    *
    * @throws {Error} When a take is active.
    */
   clearDataContext(): number {
-    this.#settle();
     const o = this.#live('clear DataContext rows');
     this.#flush(o, 'clear DataContext rows');
     const { s } = o;
@@ -756,13 +704,11 @@ export class PersistentQueue {
    * Removes every row of the given indices, DataValue and DataContext alike, whatever their
    * operation (the reference's clearItemsByIndex after a successful notifyDataClean:
    * `DELETE FROM persistent_queue WHERE idx = ?`) and returns how many. One transaction.
-   * Refused while a take is active, whose rows must stay until it completes (a carried one is
-   * ended first: see {@link carrySessions}).
+   * Refused while a take is active, whose rows must stay until it completes.
    *
    * @throws {Error} When a take is active.
    */
   removeIndices(indices: readonly string[]): number {
-    this.#settle();
     const o = this.#live('remove rows by index');
     this.#flush(o, 'remove rows by index');
     const { s } = o;
@@ -824,20 +770,8 @@ export class PersistentQueue {
     try {
       o.complete.immediate(success, dataSent, failedAfter);
       this.#sessionEnds = [];
-      this.#carried = 0;
     } catch (err) {
       throw this.#wrap('complete the take', err);
-    }
-  }
-
-  /** {@link pendingCount}, but counting no further than `limit`: cheap for a small limit. */
-  pendingCountUpTo(limit: number): number {
-    const o = this.#live('count pending rows');
-    this.#flush(o, 'count pending rows');
-    try {
-      return o.s.pendingUpTo.get(limit) as number;
-    } catch (err) {
-      throw this.#wrap('count pending rows', err);
     }
   }
 
@@ -916,11 +850,9 @@ export class PersistentQueue {
     const o = this.#conn;
     if (o === undefined) return;
     try {
-      this.#settle();
       this.#flush(o, 'close');
     } catch {
-      // Nothing is lost: the changes stay in the log, and the next open moves them into SQLite
-      // (and returns a carried take's rows to Pending, to be sent again).
+      // Nothing is lost: the changes stay in the log, and the next open moves them into SQLite.
     }
     this.#conn = undefined;
     this.#logged = [];
@@ -1107,15 +1039,13 @@ function prepare(db: Database.Database): Connection {
     // Every row after the take's end is Pending: the session is the next run of the table.
     let estimated = SESSION_OVERHEAD_BYTES;
     let last = 0;
-    cut: for (;;) {
-      const sizes = s.sessionSizes.all(last || end, SIZE_BATCH_ROWS) as [number, number][];
-      for (const [ord, item] of sizes) {
-        // The first row goes even when it alone is over the budget (else it would block the queue).
-        if (budget > 0 && estimated + item > budget && last > 0) break cut;
-        estimated += item;
-        last = ord;
-      }
-      if (sizes.length < SIZE_BATCH_ROWS) break;
+    const sizes = s.sessionSizes.iterate(end) as IterableIterator<[number, number]>;
+    for (const [ord, bytes] of sizes) {
+      const item = bytes + ITEM_OVERHEAD_BYTES;
+      // The first row goes even when it alone is over the budget (else it would block the queue).
+      if (budget > 0 && estimated + item > budget && last > 0) break;
+      estimated += item;
+      last = ord;
     }
     if (last === 0) return { session: { rows: [], indices: [], estimatedBytes: 0 }, end };
     if (end === 0) s.clearTake.run();
@@ -1124,7 +1054,6 @@ function prepare(db: Database.Database): Connection {
     const raw = s.sessionRows.all(end, last) as RawSessionRow[];
     const rows: SessionRow[] = new Array(raw.length);
     const indices = new Set<string>();
-    let previous: string | undefined;
     for (let i = 0; i < raw.length; i++) {
       const [id, index, data, operation, version, dataContext] = raw[i] as RawSessionRow;
       rows[i] = {
@@ -1132,14 +1061,10 @@ function prepare(db: Database.Database): Connection {
         index,
         data,
         operation,
-        version: version === null ? 0n : BigInt.asUintN(64, BigInt(version)),
+        version: version === '0' ? 0n : BigInt.asUintN(64, BigInt(version)),
         dataContext: dataContext === 1,
       };
-      // Runs of one index are the rule: the set is asked once per run, not per row.
-      if (dataContext === 0 && index !== previous) {
-        indices.add(index);
-        previous = index;
-      }
+      if (dataContext === 0) indices.add(index);
     }
     return {
       session: { rows, indices: [...indices].sort(), estimatedBytes: estimated },

@@ -87,7 +87,7 @@ export interface RunSessionsOptions {
 }
 
 export interface RunSessionsResult {
-  /** Sessions of this run the manager took (their rows are no longer Pending). */
+  /** Sessions the manager took (each one's rows left the queue). */
   succeeded: number;
   /**
    * False when a session failed (it and everything after it stay queued), or when `signal` was
@@ -108,12 +108,8 @@ export interface RunSessionsResult {
  * Unlike the reference, which removes each session's rows as soon as the manager took it, the
  * rows of the sessions that went through are removed together when the run ends
  * ({@link PersistentQueue.completeSessions}): per session, the removal and its WAL checkpoints
- * cost about a third of the run. A run that stops at `maxSessions`, every session gone
- * through, with no more rows queued than it took, leaves them instead to the next run
- * ({@link PersistentQueue.carrySessions}), once: that run removes both runs' rows when it ends,
- * at once (the whole table when it sends the rest of the queue). A process that dies before the rows are removed sends those sessions
- * again after a restart, which the manager applies as the same state (re-applying a session is
- * idempotent).
+ * cost about a third of the run. A process that dies mid-run sends those sessions again after
+ * a restart, which the manager applies as the same state (re-applying a session is idempotent).
  *
  * A failure given as `false` (or without `dataSent`) counts as possibly sent: the session may
  * have reached the manager (the hand-off was accepted, the answer was lost), so its created rows
@@ -130,10 +126,7 @@ export async function runSessions(
   if (!Number.isSafeInteger(maxSessions) || maxSessions < 1) {
     throw new RangeError(`maxSessions must be a positive integer, got ${maxSessions}`);
   }
-  // Sessions a previous run carried: still in the take, counted by completeSessions.
-  const carried = queue.carriedSessions;
   let succeeded = 0;
-  let rows = 0;
   let stopped = false;
   while (succeeded < maxSessions) {
     if (options.signal?.aborted) {
@@ -146,22 +139,17 @@ export async function runSessions(
     try {
       outcome = await send(session);
     } catch (err) {
-      queue.completeSessions(carried + succeeded, true);
+      queue.completeSessions(succeeded, true);
       throw err;
     }
     const success = typeof outcome === 'boolean' ? outcome : outcome.success;
     if (!success) {
       const dataSent = typeof outcome === 'boolean' ? true : (outcome.dataSent ?? true);
-      queue.completeSessions(carried + succeeded, dataSent);
+      queue.completeSessions(succeeded, dataSent);
       return { succeeded, success: false, stopped: false };
     }
     succeeded++;
-    rows += session.rows.length;
   }
-  // Carried when the next run can likely send the rest: its end then removes the whole table at
-  // once. With more queued, carrying would only make one removal of two (and a larger write).
-  const rest = succeeded === maxSessions && carried === 0 ? queue.pendingCountUpTo(rows + 1) : 0;
-  if (rest > 0 && rest <= rows) queue.carrySessions();
-  else queue.completeSessions(carried + succeeded);
+  queue.completeSessions(succeeded);
   return { succeeded, success: !stopped || succeeded > 0, stopped };
 }

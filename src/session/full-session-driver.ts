@@ -21,7 +21,6 @@ import {
 } from '../queue/sessions.js';
 import { FullSessionEncoder } from '../wire-5/encode.js';
 import {
-  type DataContextInput,
   type DataValueInput,
   type PayloadInput,
   type StartFields,
@@ -144,25 +143,21 @@ function toValue(row: {
   operation: Operation;
   version?: bigint;
 }): DataValueInput {
-  // One shape for every row, no spread: a session builds thousands of these.
   return {
     operation: row.operation === Operation.Delete ? WireOperation5.Delete : WireOperation5.Upsert,
     id: row.id,
     index: row.index,
     data: row.data,
-    version: row.version ?? 0n,
+    ...(row.version ? { version: row.version } : {}),
   };
 }
 
 function syncData(rows: readonly SessionRow[]): PayloadInput {
-  // One pass: a session holds thousands of rows.
-  const values: DataValueInput[] = [];
-  const contexts: DataContextInput[] = [];
-  for (const row of rows) {
-    if (row.dataContext) contexts.push({ id: row.id, index: row.index, data: row.data });
-    else values.push(toValue(row));
-  }
-  return { type: 'SyncData', values, contexts };
+  return {
+    type: 'SyncData',
+    values: rows.filter((r) => !r.dataContext).map(toValue),
+    contexts: rows.filter((r) => r.dataContext).map(({ id, index, data }) => ({ id, index, data })),
+  };
 }
 
 /** Sorted unique indices of rows. */

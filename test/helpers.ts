@@ -20,6 +20,18 @@ afterEach(() => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
+/**
+ * Steps to undo after each test of the file that calls this at its top level: awaited, the last
+ * registered first, so a failing assertion leaks no socket, process or file into the next test.
+ */
+export function cleanupAfterEach(): Array<() => unknown> {
+  const steps: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const step of steps.splice(0).reverse()) await step();
+  });
+  return steps;
+}
+
 /** A fresh directory removed after the test. */
 export function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'asp-test-'));

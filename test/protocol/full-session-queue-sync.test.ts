@@ -2,7 +2,7 @@
 // AgentSyncProtocol → QueueSyncTransport → AgentdIntake (queue-sync) → MockManager /stateful,
 // and the HTTP status back as HCRESULT → WazuhResponseListener → parseResponseBuffer.
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   AgentSyncProtocol,
   Mode,
@@ -11,14 +11,11 @@ import {
   WazuhResponseListener,
 } from '../../src/index.js';
 import { AgentdIntake, MockManager } from '../../src/testing/index.js';
-import { dbFile, doc, tempDir } from '../helpers.js';
+import { cleanupAfterEach, dbFile, doc, tempDir } from '../helpers.js';
 import { recordingLogger, until } from '../transports/support.js';
 
 const INDEX = 'wazuh-states-inventory-packages';
-const cleanup: Array<() => void | Promise<void>> = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const cleanup = cleanupAfterEach();
 
 async function beside(moduleName = 'syscollector', agentdAgentId = '001') {
   const dir = tempDir();

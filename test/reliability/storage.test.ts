@@ -19,7 +19,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, describe, expect, it, type TestContext } from 'vitest';
+import { afterAll, describe, expect, it, type TestContext } from 'vitest';
 import { AgentSyncProtocol, internalQueueOf } from '../../src/agent-sync-protocol.js';
 import { Mode } from '../../src/enums/mode.js';
 import { Operation } from '../../src/enums/operation.js';
@@ -27,15 +27,13 @@ import type { SyncResult } from '../../src/interfaces/results.js';
 import { PersistentQueue } from '../../src/queue/persistent-queue.js';
 import { StorageError } from '../../src/queue/storage-error.js';
 import { MockManager } from '../../src/testing/mock-manager.js';
+import { cleanupAfterEach } from '../helpers.js';
 import { AGENT_ID, HookTransport, INDEX, MODULE, managerDocuments, show } from './support.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
-const cleanup: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const task of cleanup.splice(0).reverse()) await task();
-});
+const cleanup = cleanupAfterEach();
 
 const faults: Record<string, number> = {};
 const count = (what: string) => {

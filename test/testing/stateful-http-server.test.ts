@@ -9,15 +9,13 @@ import { Agent, type IncomingMessage, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MockManagerServer, type MockManagerServerOptions } from '../../src/testing/index.js';
 import { Mode } from '../../src/wire-5/index.js';
+import { cleanupAfterEach } from '../helpers.js';
 import { body, delta, json, PACKAGES, send, stateful } from './stateful-http-support.js';
 
-const cleanup: Array<() => Promise<unknown> | unknown> = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const cleanup = cleanupAfterEach();
 
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'mms-'));

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   AgentSyncProtocol,
   computeIndexChecksum,
@@ -26,7 +26,14 @@ import {
   HttpSessionTransport,
   type HttpSessionTransportOptions,
 } from '../../src/transports/http-session-transport.js';
-import { dbFile, doc, fullSessionAgent, type LogRecord, tempDir } from '../helpers.js';
+import {
+  cleanupAfterEach,
+  dbFile,
+  doc,
+  fullSessionAgent,
+  type LogRecord,
+  tempDir,
+} from '../helpers.js';
 import {
   delta,
   json,
@@ -41,10 +48,7 @@ const KEY_001 = '0123456789abcdef'.repeat(4);
 const KEY_002 = 'fedcba9876543210'.repeat(4);
 const nativeZstd = (zlib as { zstdDecompressSync?: unknown }).zstdDecompressSync !== undefined;
 
-const cleanup: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const cleanup = cleanupAfterEach();
 
 interface Rig {
   server: MockManagerServer;

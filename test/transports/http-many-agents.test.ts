@@ -10,9 +10,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AgentSyncProtocol } from '../../src/index.js';
 import type { StoredDocument } from '../../src/testing/document-index.js';
+import { cleanupAfterEach } from '../helpers.js';
 import { agentId, CLUSTER, expectedDocuments, MODULES } from './http-agents-plan.js';
 import { type MockCli, ROOT, runJsonChild, startMockCli } from './mock-cli.js';
 
@@ -26,10 +27,7 @@ interface ModuleResult {
   pending: number;
 }
 
-const cleanup: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const cleanup = cleanupAfterEach();
 
 /** What a queue file still holds, read by a fresh instance (nothing is sent). */
 async function pendingIn(dbPath: string, agent: string, moduleName: string): Promise<number> {

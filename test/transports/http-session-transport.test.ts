@@ -14,7 +14,7 @@ import { type AddressInfo, createServer as createNetServer, type Socket } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { computeIndexChecksum, Mode, Operation } from '../../src/index.js';
 import { MockManager } from '../../src/testing/index.js';
 import {
@@ -22,14 +22,11 @@ import {
   type HttpSessionTransportOptions,
 } from '../../src/transports/http-session-transport.js';
 import { verifyRequestSignature } from '../../src/transports/request-signature.js';
-import { doc, fullSessionAgent, type LogRecord } from '../helpers.js';
+import { cleanupAfterEach, doc, fullSessionAgent, type LogRecord } from '../helpers.js';
 
 const INDEX = 'wazuh-states-inventory-packages';
 const KEY = '0123456789abcdef'.repeat(4);
-const cleanup: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const cleanup = cleanupAfterEach();
 
 interface Recorded {
   method: string;

@@ -2,16 +2,13 @@
 // hand-off retries, I/O bounds, and the intake's frame checks.
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AGENTD_ACCEPTED_ANSWER, QueueSyncTransport } from '../../src/index.js';
 import { AgentdIntake, MockManager } from '../../src/testing/index.js';
-import { tempDir } from '../helpers.js';
+import { cleanupAfterEach, tempDir } from '../helpers.js';
 import { closed, connectUnix, recordingLogger, until, write } from './support.js';
 
-const cleanup: Array<() => void | Promise<void>> = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const cleanup = cleanupAfterEach();
 
 const never = new AbortController().signal;
 const bodyOf = (...bytes: number[]) => Uint8Array.from(bytes);

@@ -1,15 +1,13 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AgentSyncProtocol, Mode, Operation } from '../../src/index.js';
 import { MockManager, MockManagerServer } from '../../src/testing/index.js';
 import { encodeFrame, FrameReader } from '../../src/transports/stream-framing.js';
 import { TcpTransport } from '../../src/transports/tcp-transport.js';
+import { cleanupAfterEach } from '../helpers.js';
 import { recordingLogger, until, utf8 } from './support.js';
 
-const cleanup: Array<() => void | Promise<void>> = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const cleanup = cleanupAfterEach();
 
 async function startServer(options: ConstructorParameters<typeof MockManagerServer>[0] = {}) {
   const server = new MockManagerServer(options);

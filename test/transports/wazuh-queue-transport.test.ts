@@ -1,14 +1,11 @@
 import { join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { WazuhQueueTransport } from '../../src/transports/wazuh-queue-transport.js';
 import { MAX_DATAGRAM_BYTES } from '../../src/wire/framing.js';
-import { tempDir } from '../helpers.js';
+import { cleanupAfterEach, tempDir } from '../helpers.js';
 import { DatagramServer, utf8 } from './support.js';
 
-const cleanup: Array<() => void | Promise<void>> = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const cleanup = cleanupAfterEach();
 
 function server(path: string): DatagramServer {
   const s = new DatagramServer(path);

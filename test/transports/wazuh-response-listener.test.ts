@@ -1,18 +1,15 @@
 import { lstatSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AgentSyncProtocol } from '../../src/index.js';
 import { MockManager } from '../../src/testing/index.js';
 import { WazuhResponseListener } from '../../src/transports/wazuh-response-listener.js';
 import { MessageEncoder, Status } from '../../src/wire/index.js';
-import { tempDir } from '../helpers.js';
+import { cleanupAfterEach, tempDir } from '../helpers.js';
 import { closed, connectUnix, frame, recordingLogger, until, utf8, write } from './support.js';
 
-const cleanup: Array<() => void | Promise<void>> = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const cleanup = cleanupAfterEach();
 
 /** A target that records what it is handed. */
 function target(accept = true) {

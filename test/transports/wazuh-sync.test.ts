@@ -1,10 +1,10 @@
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AgentSyncProtocol, Mode, Operation } from '../../src/index.js';
 import { MockManager } from '../../src/testing/index.js';
 import { WazuhQueueTransport } from '../../src/transports/wazuh-queue-transport.js';
 import { WazuhResponseListener } from '../../src/transports/wazuh-response-listener.js';
-import { tempDir } from '../helpers.js';
+import { cleanupAfterEach, tempDir } from '../helpers.js';
 import {
   connectUnix,
   DatagramServer,
@@ -14,10 +14,7 @@ import {
   write,
 } from './support.js';
 
-const cleanup: Array<() => void | Promise<void>> = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step();
-});
+const cleanup = cleanupAfterEach();
 
 describe('a sync over the Wazuh agent sockets', () => {
   it('goes agent -> queue datagrams -> manager -> command socket -> agent', async () => {

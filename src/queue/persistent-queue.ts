@@ -112,6 +112,12 @@ const JOURNAL_SIZE_LIMIT_BYTES = 8 * 1024 * 1024;
 // completeSuccess removes a take's rows this many at a time (see there).
 const DELETE_BATCH_ROWS = 1000;
 
+/**
+ * Rows a session's reader loads at a time: enough to amortise a statement, few enough that a
+ * session's rows never sit in memory together (they die young instead of filling the heap).
+ */
+const SESSION_READ_ROWS = 256;
+
 // The schema's version, in PRAGMA user_version: 0 is the 0.1.x schema (which never set it),
 // and MIGRATIONS[v] takes a file from v to v + 1. A file newer than this code is refused.
 const SCHEMA_VERSION = 1;
@@ -251,8 +257,20 @@ const SQL = {
   takeUpTo: `INSERT INTO sync_take (ord, operation)
     SELECT ord, operation FROM persistent_queue WHERE ord > ? AND ord <= ? ORDER BY ord`,
   setTakeEndTo: 'UPDATE queue_state SET take_end = ?',
-  sessionRows: `SELECT id, idx, data, operation, CAST(version AS TEXT), data_context
-    FROM persistent_queue WHERE ord > ? AND ord <= ? ORDER BY ord`,
+  // The DataValue rows' indices of a session. Parameters: the session's first ord less one, its
+  // last ord.
+  sessionIndices: `SELECT DISTINCT idx FROM persistent_queue
+    WHERE ord > ? AND ord <= ? AND data_context = 0`,
+  // A batch of a session's rows. Parameters: the last ord read (or the session's first less
+  // one), the session's last ord, and the data_context values wanted (0 and 1 for all rows).
+  // Version 0 reads as NULL: no string to parse for the unversioned rows most modules send.
+  sessionRows: `SELECT ord, id, idx, data, operation,
+      iif(version = 0, NULL, CAST(version AS TEXT)), data_context
+    FROM persistent_queue WHERE ord > ? AND ord <= ? AND data_context IN (?, ?)
+    ORDER BY ord LIMIT ${SESSION_READ_ROWS}`,
+  // Rows this connection has changed since it opened: a session's rows are read lazily, and an
+  // unchanged count proves the queue is as the session was taken.
+  changes: 'SELECT total_changes()',
   // Ends the take at the parameter: the sessions after it leave the take (see completeSessions).
   dropTakeAfter: 'DELETE FROM sync_take WHERE ord > ?',
   clearDataContext: 'DELETE FROM persistent_queue WHERE data_context = 1',
@@ -308,8 +326,24 @@ type Statement = Database.Statement<unknown[], unknown>;
 /** A readSeqs row in raw mode: seq, id, index, data, operation. */
 type RawSyncRow = [number, string, string, string, Operation];
 
-/** A sessionRows row in raw mode: id, index, data, operation, version (signed decimal), flag. */
-type RawSessionRow = [string, string, string, Operation, string, number];
+/**
+ * A sessionRows row in raw mode: ord, id, index, data, operation, version (signed decimal; NULL
+ * for 0), flag.
+ */
+type RawSessionRow = [number, string, string, string, Operation, string | null, number];
+
+/** A session as the takeSession transaction marks it, before its rows are read. */
+interface TakenSession {
+  /** The ord the session's rows come after (the take's previous end). */
+  after: number;
+  /** The session's last ord (the take's new end); 0 when nothing was taken. */
+  through: number;
+  count: number;
+  indices: string[];
+  estimatedBytes: number;
+  /** total_changes() once the session was marked. */
+  changes: number;
+}
 
 /** An inspect row before its version and flag are put in {@link QueueEntry}'s shape. */
 type RawEntry = Omit<QueueEntry, 'version' | 'dataContext'> & {
@@ -327,10 +361,8 @@ interface Connection {
     (logged: readonly QueueChange[], serial: number, items: readonly QueueChange[]) => void
   >;
   take: Database.Transaction<() => TakeResult>;
-  /** The session and the take's new end; `extend` adds it to an active take. */
-  takeSession: Database.Transaction<
-    (budget: number, extend: boolean) => { session: QueueSession; end: number }
-  >;
+  /** Marks the next session; `extend` adds it to an active take. */
+  takeSession: Database.Transaction<(budget: number, extend: boolean) => TakenSession>;
   /** `failedAfter`: on failure, the ord the take's sessions that went through end at (0: none). */
   complete: Database.Transaction<
     (success: boolean, dataSent: boolean, failedAfter: number) => void
@@ -572,12 +604,12 @@ export class PersistentQueue {
   /**
    * Starts one FullSession (Wazuh 5.0): marks the next rows in queue order Syncing, as many as fit
    * in one session of at most `maxSessionBytes`, and returns them, as the reference's
-   * fetchAndMarkForSync(maxBytes) does. Rows are estimated with {@link estimateItemBytes} and the
+   * fetchAndMarkForSync(maxBytes) does; {@link QueueSession.rows} reads them. Rows are estimated with {@link estimateItemBytes} and the
    * session with {@link SESSION_OVERHEAD_BYTES} more; the rows taken are the longest prefix of
    * the queue whose estimate stays within {@link sessionBudget}(maxSessionBytes), or the first
    * row alone when it does not fit by itself. 0 means no cap (the whole queue: the reference's
-   * VDFirst/VDSync syncs). Only this session's rows are loaded; the rest of the queue is only
-   * scanned for sizes, up to the cut.
+   * VDFirst/VDSync syncs). No row is loaded here: the queue is scanned for sizes up to the cut,
+   * and the session's rows are read when they are encoded.
    *
    * End it with {@link completeSession}: success removes exactly these rows (a row changed
    * meanwhile stays, with its new content, Pending), failure returns them to Pending. An empty
@@ -615,11 +647,54 @@ export class PersistentQueue {
     const o = this.#live('take a session');
     this.#flush(o, 'take a session');
     try {
-      const { session, end } = o.takeSession.immediate(sessionBudget(maxSessionBytes), extend);
-      if (session.rows.length > 0) this.#sessionEnds.push(end);
-      return session;
+      const taken = o.takeSession.immediate(sessionBudget(maxSessionBytes), extend);
+      if (taken.count > 0) this.#sessionEnds.push(taken.through);
+      return {
+        count: taken.count,
+        indices: taken.indices,
+        estimatedBytes: taken.estimatedBytes,
+        rows: (dataContext?: boolean) => this.#sessionRows(o, taken, dataContext),
+      };
     } catch (err) {
       throw this.#wrap('take a session', err);
+    }
+  }
+
+  /**
+   * A taken session's rows, read {@link SESSION_READ_ROWS} at a time. Refused once the queue was
+   * written after the take (the rows may no longer be the session's) or closed.
+   */
+  *#sessionRows(
+    o: Connection,
+    taken: TakenSession,
+    dataContext: boolean | undefined,
+  ): Generator<SessionRow, void, undefined> {
+    const [from, to] = dataContext === undefined ? [0, 1] : dataContext ? [1, 1] : [0, 0];
+    let after = taken.after;
+    while (after < taken.through) {
+      let batch: RawSessionRow[];
+      try {
+        if (this.#live('read a session') !== o || o.s.changes.get() !== taken.changes) {
+          throw new Error(
+            'persistent queue: cannot read a session: the queue changed after the session was taken; encode a session before the queue is used again',
+          );
+        }
+        batch = o.s.sessionRows.all(after, taken.through, from, to) as RawSessionRow[];
+      } catch (err) {
+        throw this.#wrap('read a session', err);
+      }
+      for (const [ord, id, index, data, operation, version, flag] of batch) {
+        after = ord;
+        yield {
+          id,
+          index,
+          data,
+          operation,
+          version: version === null ? 0n : BigInt.asUintN(64, BigInt(version)),
+          dataContext: flag === 1,
+        };
+      }
+      if (batch.length < SESSION_READ_ROWS) return;
     }
   }
 
@@ -1007,6 +1082,8 @@ function prepare(db: Database.Database): Connection {
     s.takenOrd,
     s.updatedCount,
     s.pendingUpTo,
+    s.sessionIndices,
+    s.changes,
   ]) {
     stmt.pluck();
   }
@@ -1047,28 +1124,20 @@ function prepare(db: Database.Database): Connection {
       estimated += item;
       last = ord;
     }
-    if (last === 0) return { session: { rows: [], indices: [], estimatedBytes: 0 }, end };
-    if (end === 0) s.clearTake.run();
-    s.takeUpTo.run(end, last);
-    s.setTakeEndTo.run(last);
-    const raw = s.sessionRows.all(end, last) as RawSessionRow[];
-    const rows: SessionRow[] = new Array(raw.length);
-    const indices = new Set<string>();
-    for (let i = 0; i < raw.length; i++) {
-      const [id, index, data, operation, version, dataContext] = raw[i] as RawSessionRow;
-      rows[i] = {
-        id,
-        index,
-        data,
-        operation,
-        version: version === '0' ? 0n : BigInt.asUintN(64, BigInt(version)),
-        dataContext: dataContext === 1,
-      };
-      if (dataContext === 0) indices.add(index);
+    if (last === 0) {
+      return { after: end, through: 0, count: 0, indices: [], estimatedBytes: 0, changes: 0 };
     }
+    if (end === 0) s.clearTake.run();
+    const count = s.takeUpTo.run(end, last).changes;
+    s.setTakeEndTo.run(last);
+    const indices = (s.sessionIndices.all(end, last) as string[]).sort();
     return {
-      session: { rows, indices: [...indices].sort(), estimatedBytes: estimated },
-      end: last,
+      after: end,
+      through: last,
+      count,
+      indices,
+      estimatedBytes: estimated,
+      changes: s.changes.get() as number,
     };
   });
   const complete = db.transaction((success: boolean, dataSent: boolean, failedAfter: number) => {

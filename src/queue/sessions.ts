@@ -49,7 +49,7 @@ export function sessionBudget(maxSessionBytes: number): number {
     : maxSessionBytes;
 }
 
-/** One item of a session, as {@link PersistentQueue.takeSession} marks and returns it. */
+/** One item of a session, as {@link QueueSession.rows} reads it. */
 export interface SessionRow {
   id: string;
   index: string;
@@ -62,9 +62,10 @@ export interface SessionRow {
   dataContext: boolean;
 }
 
-/** The rows of one session, in queue order. */
+/** One session, as {@link PersistentQueue.takeSession} marks it. */
 export interface QueueSession {
-  rows: SessionRow[];
+  /** Its rows (DataValue and DataContext); 0 when the queue had none to take. */
+  count: number;
   /** Sorted unique index names of the DataValue rows (DataContext rows are not indexed). */
   indices: string[];
   /**
@@ -72,6 +73,14 @@ export interface QueueSession {
    * {@link estimateItemBytes}; 0 when there is no row.
    */
   estimatedBytes: number;
+  /**
+   * Reads the session's rows from the queue, in queue order, a few hundred at a time, so that a
+   * session of megabytes is encoded without its rows ever being in memory together: all of
+   * them, or only the DataContext rows (`dataContext` true) or the DataValue rows (false). Read
+   * a session before the queue is used again: once the queue was written after the take (the
+   * next session taken, the take completed, a change applied), reading throws an Error.
+   */
+  rows(dataContext?: boolean): IterableIterator<SessionRow>;
 }
 
 /** What sending one session came to; `true`/`false` stand for success / failure. */
@@ -102,8 +111,8 @@ export interface RunSessionsResult {
  * Runs a Delta sync as the reference's synchronizeDeltaByBlocks does: takes the next session
  * ({@link PersistentQueue.takeNextSession}), hands it to `send`, and goes on, up to
  * `maxSessions` sessions or until the queue is empty; the first failure stops, returning that
- * session's rows to Pending and leaving the rest queued. Only one session's rows are in memory
- * at a time.
+ * session's rows to Pending and leaving the rest queued. `send` reads the session's rows
+ * ({@link QueueSession.rows}) before it awaits anything.
  *
  * Unlike the reference, which removes each session's rows as soon as the manager took it, the
  * rows of the sessions that went through are removed together when the run ends
@@ -134,7 +143,7 @@ export async function runSessions(
       break;
     }
     const session = queue.takeNextSession(options.maxSessionBytes);
-    if (session.rows.length === 0) break;
+    if (session.count === 0) break;
     let outcome: SessionOutcome;
     try {
       outcome = await send(session);

@@ -16,9 +16,9 @@ import {
   type QueueSession,
   runSessions,
   SESSION_OVERHEAD_BYTES,
-  type SessionRow,
   sessionBudget,
 } from '../queue/sessions.js';
+import { StorageError } from '../queue/storage-error.js';
 import { FullSessionEncoder } from '../wire-5/encode.js';
 import {
   type DataValueInput,
@@ -148,16 +148,18 @@ function toValue(row: {
     id: row.id,
     index: row.index,
     data: row.data,
-    ...(row.version ? { version: row.version } : {}),
+    version: row.version ?? 0n,
   };
 }
 
-function syncData(rows: readonly SessionRow[]): PayloadInput {
-  return {
-    type: 'SyncData',
-    values: rows.filter((r) => !r.dataContext).map(toValue),
-    contexts: rows.filter((r) => r.dataContext).map(({ id, index, data }) => ({ id, index, data })),
-  };
+/** A queue session's DataValue rows as the encoder's values, converted as it pulls them. */
+function* sessionValues(session: QueueSession): Generator<DataValueInput, void, undefined> {
+  for (const row of session.rows(false)) yield toValue(row);
+}
+
+/** A queue session's payload, read from the queue while it is encoded. */
+function syncData(session: QueueSession): PayloadInput {
+  return { type: 'SyncData', values: sessionValues(session), contexts: session.rows(true) };
 }
 
 /** Sorted unique indices of rows. */
@@ -232,7 +234,7 @@ export class FullSessionDriver {
         const outcome = await this.#send(
           Mode.Delta,
           session.indices,
-          syncData(session.rows),
+          syncData(session),
           options,
           undefined,
           startOption,
@@ -242,7 +244,7 @@ export class FullSessionDriver {
           return { success: false, dataSent: outcome.dataSent };
         }
         last = outcome.session;
-        sent += session.rows.length;
+        sent += session.count;
         report('data', sent, total);
         return true;
       },
@@ -396,6 +398,8 @@ export class FullSessionDriver {
       };
       body = this.#encoder.encode(start, payload).slice();
     } catch (error) {
+      // The payload's rows are read from the queue as they are encoded.
+      if (error instanceof StorageError) throw error;
       return {
         ok: false,
         session: number,

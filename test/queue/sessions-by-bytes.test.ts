@@ -19,6 +19,7 @@ import {
   SESSION_GRACE_BYTES,
   SESSION_OVERHEAD_BYTES,
   type SessionOutcome,
+  StorageError,
   SyncStatus,
   sessionBudget,
 } from '../../src/queue/index.js';
@@ -42,8 +43,8 @@ function drain(q: PersistentQueue, max: number): string[][] {
   const out: string[][] = [];
   for (;;) {
     const s = q.takeSession(max);
-    if (s.rows.length === 0) return out;
-    out.push(s.rows.map((r) => r.id));
+    if (s.count === 0) return out;
+    out.push(Array.from(s.rows(), (r) => r.id));
     q.completeSession(true);
   }
 }
@@ -71,7 +72,7 @@ describe('PersistentQueue.takeSession: cutting by bytes', () => {
     const q = tmp.open();
     fill(q, 10);
     const first = q.takeSession(capFor(3));
-    expect(first.rows.map((r) => r.id)).toEqual([id(0), id(1), id(2)]);
+    expect(Array.from(first.rows(), (r) => r.id)).toEqual([id(0), id(1), id(2)]);
     expect(first.estimatedBytes).toBe(capFor(3));
     q.completeSession(true);
     expect(drain(q, capFor(3))).toEqual([[id(3), id(4), id(5)], [id(6), id(7), id(8)], [id(9)]]);
@@ -116,9 +117,9 @@ describe('PersistentQueue.takeSession: cutting by bytes', () => {
       const lengths: number[] = [];
       for (;;) {
         const session = q.takeNextSession(cap);
-        if (session.rows.length === 0) break;
-        lengths.push(session.rows.length);
-        taken.push(...session.rows.map((r) => r.id));
+        if (session.count === 0) break;
+        lengths.push(session.count);
+        taken.push(...Array.from(session.rows(), (r) => r.id));
       }
       q.completeSessions(0, false);
       expect(lengths, `cap ${cap}`).toEqual(expected);
@@ -132,10 +133,10 @@ describe('PersistentQueue.takeSession: cutting by bytes', () => {
     // 242 × 'é' = 484 UTF-8 bytes (242 UTF-16 units): each item is 1000 bytes, not 758.
     for (let n = 0; n < 4; n++) q.persist(id(n), C, 'i', 'é'.repeat(242));
     const s = q.takeSession(capFor(3));
-    expect(s.rows).toHaveLength(3);
+    expect(s.count).toBe(3);
     expect(s.estimatedBytes).toBe(
       SESSION_OVERHEAD_BYTES +
-        s.rows.reduce((t, r) => t + estimateItemBytes(r.id, r.index, r.data), 0),
+        [...s.rows()].reduce((t, r) => t + estimateItemBytes(r.id, r.index, r.data), 0),
     );
   });
 
@@ -149,7 +150,7 @@ describe('PersistentQueue.takeSession: cutting by bytes', () => {
     );
     expect(fits).toBe(50);
     const s = q.takeSession();
-    expect(s.rows).toHaveLength(fits);
+    expect(s.count).toBe(fits);
     expect(s.estimatedBytes).toBeLessThanOrEqual(DEFAULT_MAX_SESSION_BYTES - SESSION_GRACE_BYTES);
   });
 
@@ -159,20 +160,17 @@ describe('PersistentQueue.takeSession: cutting by bytes', () => {
     fill(q, 2);
     q.persist('huge', M, 'i', 'z'.repeat(50_000));
     fill(q, 2, 2);
-    const sessions: QueueSession[] = [];
+    const sessions: string[][] = [];
+    const estimates: number[] = [];
     for (;;) {
       const s = q.takeSession(capFor(3));
-      if (s.rows.length === 0) break;
-      sessions.push(s);
+      if (s.count === 0) break;
+      sessions.push(Array.from(s.rows(), (r) => r.id));
+      estimates.push(s.estimatedBytes);
       q.completeSession(true);
     }
-    expect(sessions.map((s) => s.rows.map((r) => r.id))).toEqual([
-      ['huge-first'],
-      [id(0), id(1)],
-      ['huge'],
-      [id(2), id(3)],
-    ]);
-    expect(sessions[2]?.estimatedBytes).toBe(SESSION_OVERHEAD_BYTES + 1 + 4 + 50_000 + 512);
+    expect(sessions).toEqual([['huge-first'], [id(0), id(1)], ['huge'], [id(2), id(3)]]);
+    expect(estimates[2]).toBe(SESSION_OVERHEAD_BYTES + 1 + 4 + 50_000 + 512);
   });
 
   it('keeps queue order across sessions; a coalesced row keeps its place and its latest content', () => {
@@ -191,7 +189,18 @@ describe('PersistentQueue.takeSession: cutting by bytes', () => {
     q.persist('b', D, 'idx-a', '', 2n ** 64n - 1n);
     q.persist('c', M, 'idx-ctx', '{"c":1}', 0n, true);
     q.persist('a', M, 'idx-b', '{"a":2}', 6n);
-    expect(q.takeSession()).toEqual({
+    const s = q.takeSession();
+    const a = { id: 'a', index: 'idx-b', data: '{"a":2}', operation: M, version: 6n };
+    const b = { id: 'b', index: 'idx-a', data: '', operation: D, version: 2n ** 64n - 1n };
+    const c = { id: 'c', index: 'idx-ctx', data: '{"c":1}', operation: M, version: 0n };
+    // The DataValue rows, then the DataContext rows: what the driver encodes.
+    expect([...s.rows(false)]).toEqual([
+      { ...a, dataContext: false },
+      { ...b, dataContext: false },
+    ]);
+    expect([...s.rows(true)]).toEqual([{ ...c, dataContext: true }]);
+    expect({ ...s, rows: [...s.rows()] }).toEqual({
+      count: 3,
       rows: [
         { id: 'a', index: 'idx-b', data: '{"a":2}', operation: M, version: 6n, dataContext: false },
         {
@@ -226,10 +235,45 @@ describe('PersistentQueue.takeSession: cutting by bytes', () => {
     ]);
   });
 
+  it('reads a session of many batches whole, in queue order, values and contexts apart', () => {
+    const q = tmp.open();
+    // 1,000 rows, every third a DataContext row: several read batches of each kind.
+    const ids = Array.from({ length: 1000 }, (_, n) => `r${n}`);
+    for (const [n, rowId] of ids.entries()) {
+      q.persist(rowId, C, n % 3 === 0 ? 'ctx' : `i${n % 2}`, `{"n":${n}}`, BigInt(n), n % 3 === 0);
+    }
+    const s = q.takeSession(0);
+    expect(s.count).toBe(1000);
+    expect(s.indices).toEqual(['i0', 'i1']);
+    expect(Array.from(s.rows(), (r) => r.id)).toEqual(ids);
+    expect(Array.from(s.rows(false), (r) => [r.id, r.version])).toEqual(
+      ids.flatMap((rowId, n) => (n % 3 === 0 ? [] : [[rowId, BigInt(n)]])),
+    );
+    expect(Array.from(s.rows(true), (r) => r.id)).toEqual(ids.filter((_, n) => n % 3 === 0));
+  });
+
+  it("refuses to read a session's rows once the queue changed after the take, or closed", () => {
+    const q = tmp.open();
+    fill(q, 4);
+    const first = q.takeNextSession(capFor(2));
+    const second = q.takeNextSession(capFor(2)); // a write: the first session's rows may differ
+    expect(() => [...first.rows()]).toThrow(/the queue changed after the session was taken/);
+    expect(Array.from(second.rows(), (r) => r.id)).toEqual([id(2), id(3)]);
+    // A change persisted meanwhile is applied (written) by the next call that reads the queue.
+    q.persist(id(3), M, 'i', dataOf(33));
+    expect(q.pendingCount()).toBe(0);
+    expect(() => [...second.rows()]).toThrow(/the queue changed after the session was taken/);
+    q.completeSessions(2);
+    const last = q.takeSession(capFor(2));
+    expect(last.count).toBe(1);
+    q.close();
+    expect(() => [...last.rows()]).toThrow(StorageError);
+  });
+
   it('0 means no cap: the whole queue', () => {
     const q = tmp.open();
     fill(q, 30);
-    expect(q.takeSession(0).rows).toHaveLength(30);
+    expect(q.takeSession(0).count).toBe(30);
   });
 
   it('refuses a cap that is not a non-negative safe integer', () => {
@@ -243,7 +287,13 @@ describe('PersistentQueue.takeSession: cutting by bytes', () => {
 
   it('an empty queue starts nothing', () => {
     const q = tmp.open();
-    expect(q.takeSession()).toEqual({ rows: [], indices: [], estimatedBytes: 0 });
+    const s = q.takeSession();
+    expect({ ...s, rows: [...s.rows()] }).toEqual({
+      count: 0,
+      rows: [],
+      indices: [],
+      estimatedBytes: 0,
+    });
     expect(q.take()).toEqual({ size: 0, indices: [] }); // no take is active
   });
 
@@ -279,7 +329,7 @@ describe('PersistentQueue.takeSession: cutting by bytes', () => {
     const ids = Array.from({ length: 4000 }, (_, n) => `r${String(n).padStart(4, '0')}`);
     q.persistMany(ids.map((id) => ({ id, operation: C, index: 'i', data: 'x'.repeat(482) })));
     let taken = 0;
-    for (let n = 0; n < 50; n++) taken += q.takeNextSession(capFor(50)).rows.length;
+    for (let n = 0; n < 50; n++) taken += q.takeNextSession(capFor(50)).count;
     expect(taken).toBe(2500);
     const changed = ['r0000', 'r0999', 'r1000', 'r1777', 'r2499'];
     for (const id of changed) q.persist(id, M, 'i', '{"changed":true}');
@@ -293,18 +343,18 @@ describe('PersistentQueue.takeSession: cutting by bytes', () => {
   it('failure returns the session rows to Pending, in place, and the next session retakes them', () => {
     const q = tmp.open();
     fill(q, 10);
-    const first = q.takeSession(capFor(3)).rows.map((r) => r.id);
+    const first = Array.from(q.takeSession(capFor(3)).rows(), (r) => r.id);
     q.completeSession(false);
     expect(q.size()).toBe(10);
     expect(q.inspect().every((e) => e.syncStatus === SyncStatus.Pending)).toBe(true);
-    expect(q.takeSession(capFor(3)).rows.map((r) => r.id)).toEqual(first);
+    expect(Array.from(q.takeSession(capFor(3)).rows(), (r) => r.id)).toEqual(first);
   });
 
   it('a change persisted during a session survives its completion', () => {
     const q = tmp.open();
     fill(q, 6);
     const s = q.takeSession(capFor(3));
-    expect(s.rows.map((r) => r.id)).toEqual([id(0), id(1), id(2)]);
+    expect(Array.from(s.rows(), (r) => r.id)).toEqual([id(0), id(1), id(2)]);
     q.persist(id(0), D, 'i', '', 3n); // a taken Create deleted: the manager may have it
     q.persist(id(1), M, 'i', '{"new":true}', 9n, true);
     q.persist('new', C, 'i', '{"n":1}');
@@ -371,7 +421,7 @@ describe('PersistentQueue.takeSession: cutting by bytes', () => {
     expect(entries.map((e) => e.createStatus)).toEqual(
       Array.from({ length: 30 }, (_, i) => (i < sessionIds.length ? 0 : CreateStatus.New)),
     );
-    expect(q.takeSession(capFor(3)).rows.map((r) => r.id)).toEqual(sessionIds);
+    expect(Array.from(q.takeSession(capFor(3)).rows(), (r) => r.id)).toEqual(sessionIds);
   });
 });
 
@@ -382,7 +432,7 @@ describe('runSessions: at most N sessions per sync, the first failure stops the 
   function recorder(outcomes: SessionOutcome[] = []) {
     const sent: string[][] = [];
     const send = async (s: QueueSession): Promise<SessionOutcome> => {
-      sent.push(s.rows.map((r) => r.id));
+      sent.push(Array.from(s.rows(), (r) => r.id));
       await Promise.resolve();
       return outcomes[sent.length - 1] ?? true;
     };
@@ -460,7 +510,7 @@ describe('runSessions: at most N sessions per sync, the first failure stops the 
     const result = await runSessions(
       q,
       (s) => {
-        sent.push(s.rows.map((r) => [r.id, r.data]));
+        sent.push(Array.from(s.rows(), (r) => [r.id, r.data]));
         during[sent.length - 1]?.();
         return outcomes[sent.length - 1] ?? true;
       },
@@ -480,7 +530,7 @@ describe('runSessions: at most N sessions per sync, the first failure stops the 
     ]);
     const next: string[][] = [];
     await runSessions(q, (s) => {
-      next.push(s.rows.map((r) => r.id));
+      next.push(Array.from(s.rows(), (r) => r.id));
       return true;
     });
     expect(next).toEqual([[id(1), id(6), id(8)]]);
@@ -496,7 +546,7 @@ describe('runSessions: at most N sessions per sync, the first failure stops the 
       const q = tmp.open(tmp.dbPath(`q-${JSON.stringify(outcome)}.db`));
       q.persist('a', C, 'i', '{}');
       await runSessions(q, (s) => {
-        expect(s.rows.map((r) => r.id)).toEqual(['a']);
+        expect(Array.from(s.rows(), (r) => r.id)).toEqual(['a']);
         q.persist('a', D, 'i', '');
         return outcome;
       });
@@ -512,7 +562,7 @@ describe('runSessions: at most N sessions per sync, the first failure stops the 
       runSessions(q, () => Promise.reject(boom), { maxSessionBytes: capFor(2) }),
     ).rejects.toBe(boom);
     expect(q.inspect().every((e) => e.syncStatus === SyncStatus.Pending)).toBe(true);
-    expect(q.takeSession(capFor(2)).rows).toHaveLength(2); // no take left active
+    expect(q.takeSession(capFor(2)).count).toBe(2); // no take left active
   });
 
   it('stops before the next session once the signal is aborted', async () => {
@@ -533,7 +583,7 @@ describe('runSessions: at most N sessions per sync, the first failure stops the 
     const result = await runSessions(
       q,
       (s) => {
-        sent.push(s.rows.length);
+        sent.push(s.count);
         stop.abort();
         return true;
       },

@@ -58,8 +58,8 @@ describe('PersistentQueue versions', () => {
     const reopened = tmp.open(path);
     expect(versionsOf(reopened)).toEqual(expected);
     const session = reopened.takeSession(0);
-    expect(session.rows.map((r) => [r.id, r.version])).toEqual(expected);
-    expect(session.rows.every((r) => typeof r.version === 'bigint')).toBe(true);
+    expect(Array.from(session.rows(), (r) => [r.id, r.version])).toEqual(expected);
+    expect([...session.rows()].every((r) => typeof r.version === 'bigint')).toBe(true);
   });
 
   it('round-trips versions through the intent log a crash leaves behind', () => {
@@ -253,9 +253,9 @@ describe('PersistentQueue coalescing with versions (last write wins, as the refe
         q.complete(c.outcome === 'success');
       }
       const session = q.takeSession(0);
-      expect(session.rows).toHaveLength(c.rows);
-      if (c.firstOp !== undefined) expect(session.rows[0]?.operation).toBe(c.firstOp);
-      for (const r of session.rows) expect([r.version, r.dataContext]).toEqual(last.get(r.id));
+      expect(session.count).toBe(c.rows);
+      if (c.firstOp !== undefined) expect([...session.rows()][0]?.operation).toBe(c.firstOp);
+      for (const r of session.rows()) expect([r.version, r.dataContext]).toEqual(last.get(r.id));
     });
   }
 });
@@ -278,7 +278,7 @@ describe('PersistentQueue DataContext rows', () => {
       ['v2', false],
     ]);
     const session = q.takeSession();
-    expect(session.rows.map((r) => [r.id, r.dataContext, r.version])).toEqual([
+    expect(Array.from(session.rows(), (r) => [r.id, r.dataContext, r.version])).toEqual([
       ['v1', false, 3n],
       ['c1', true, 0n],
       ['c2', true, 0n],

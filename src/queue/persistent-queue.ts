@@ -118,6 +118,12 @@ const DELETE_BATCH_ROWS = 1000;
  */
 const SESSION_READ_ROWS = 256;
 
+/**
+ * Rows takeSession sums at a time while it looks for a session's cut: a statement's cost is
+ * spread over many rows, and the batch the cut falls in is summed again row by row.
+ */
+const CUT_BATCH_ROWS = 1024;
+
 // The schema's version, in PRAGMA user_version: 0 is the 0.1.x schema (which never set it),
 // and MIGRATIONS[v] takes a file from v to v + 1. A file newer than this code is refused.
 const SCHEMA_VERSION = 1;
@@ -207,6 +213,9 @@ const COLUMNS = 'ord, id, idx, operation, create_status, updated, data, version,
 
 const TAKE_END = '(SELECT take_end FROM queue_state)';
 
+/** A row's estimate in a session, as {@link estimateItemBytes} counts it. */
+const ROW_ESTIMATE = `octet_length(id) + octet_length(idx) + octet_length(data) + ${ITEM_OVERHEAD_BYTES}`;
+
 const SQL = {
   // A creation the manager never saw (New and Pending): deleting it just drops it.
   deleteNewPending: `DELETE FROM persistent_queue
@@ -248,11 +257,24 @@ const SQL = {
   readSeqs: `SELECT t.pos - 1 AS seq, q.id, q.idx AS "index", q.data, q.operation
     FROM sync_take AS t JOIN persistent_queue AS q ON q.ord = t.ord
     WHERE t.pos >= ? AND t.pos <= ? ORDER BY t.pos LIMIT ?`,
-  // takeSession: each Pending row's UTF-8 bytes of id, index and data in queue order, for the
-  // estimate. Parameter: the take's end (0 when none is active; Pending rows are those after it).
-  // octet_length() reads a TEXT's size from the record header, never its (overflow) pages.
-  sessionSizes: `SELECT ord, octet_length(id) + octet_length(idx) + octet_length(data)
-    FROM persistent_queue WHERE ord > ? ORDER BY ord`,
+  // takeSession's cut, summed in SQLite a batch of CUT_BATCH_ROWS rows at a time (a row read
+  // into JS costs more than SQLite summing it). octet_length() reads a TEXT's size from the
+  // record header, never its pages. Parameters: the last ord counted (at first the take's end:
+  // Pending rows are those after it), the rows to count. Returns the batch's last ord and the sum
+  // of its rows' estimates; NULLs when no row is left.
+  sessionBatch: `SELECT max(ord), sum(bytes) FROM (
+      SELECT ord, ${ROW_ESTIMATE} AS bytes
+      FROM persistent_queue WHERE ord > ? ORDER BY ord LIMIT ${CUT_BATCH_ROWS})`,
+  // The batch the cut falls in: its last ord whose running sum of estimates is within the items'
+  // budget (the third parameter), and that sum; NULLs when not even the first row fits.
+  sessionCut: `SELECT max(ord), max(total) FROM (
+      SELECT ord, sum(bytes) OVER (ORDER BY ord) AS total FROM (
+        SELECT ord, ${ROW_ESTIMATE} AS bytes
+        FROM persistent_queue WHERE ord > ? ORDER BY ord LIMIT ${CUT_BATCH_ROWS}))
+    WHERE total <= ?`,
+  // The first Pending row and its estimate: a row over the budget goes alone.
+  firstPending: `SELECT ord, ${ROW_ESTIMATE}
+    FROM persistent_queue WHERE ord > ? ORDER BY ord LIMIT 1`,
   // Parameters: the take's end so far, the last ord of the session.
   takeUpTo: `INSERT INTO sync_take (ord, operation)
     SELECT ord, operation FROM persistent_queue WHERE ord > ? AND ord <= ? ORDER BY ord`,
@@ -1088,7 +1110,9 @@ function prepare(db: Database.Database): Connection {
     stmt.pluck();
   }
   s.readSeqs.raw();
-  s.sessionSizes.raw();
+  s.sessionBatch.raw();
+  s.sessionCut.raw();
+  s.firstPending.raw();
   s.sessionRows.raw();
 
   const persistMany = db.transaction(
@@ -1114,16 +1138,24 @@ function prepare(db: Database.Database): Connection {
       throw new Error('persistent queue: a take is already active; complete() it first');
     }
     // Every row after the take's end is Pending: the session is the next run of the table.
-    let estimated = SESSION_OVERHEAD_BYTES;
-    let last = 0;
-    const sizes = s.sessionSizes.iterate(end) as IterableIterator<[number, number]>;
-    for (const [ord, bytes] of sizes) {
-      const item = bytes + ITEM_OVERHEAD_BYTES;
-      // The first row goes even when it alone is over the budget (else it would block the queue).
-      if (budget > 0 && estimated + item > budget && last > 0) break;
-      estimated += item;
-      last = ord;
+    let left = budget === 0 ? Number.MAX_SAFE_INTEGER : budget - SESSION_OVERHEAD_BYTES;
+    let last = end;
+    let total = 0;
+    for (;;) {
+      const [batchLast, bytes] = s.sessionBatch.get(last) as [number | null, number | null];
+      if (batchLast === null) break;
+      if ((bytes as number) > left) {
+        const [cutLast, cutTotal] = s.sessionCut.get(last, left) as [number | null, number];
+        if (cutLast !== null) [last, total] = [cutLast, total + cutTotal];
+        break;
+      }
+      [last, total, left] = [batchLast, total + (bytes as number), left - (bytes as number)];
     }
+    if (last === end) {
+      // The first row goes even when it alone is over the budget (else it would block the queue).
+      [last, total] = (s.firstPending.get(end) as [number, number] | undefined) ?? [0, 0];
+    }
+    const estimated = SESSION_OVERHEAD_BYTES + total;
     if (last === 0) {
       return { after: end, through: 0, count: 0, indices: [], estimatedBytes: 0, changes: 0 };
     }

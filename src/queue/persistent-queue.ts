@@ -213,6 +213,17 @@ const COLUMNS = 'ord, id, idx, operation, create_status, updated, data, version,
 
 const TAKE_END = '(SELECT take_end FROM queue_state)';
 
+/**
+ * A batch of SESSION_READ_ROWS session rows, `filter` added to the range. Version 0 reads as
+ * NULL: no string to parse for the unversioned rows most modules send.
+ */
+function sessionRowsSql(filter: string): string {
+  return `SELECT ord, id, idx, data, operation, iif(version = 0, NULL, CAST(version AS TEXT)),
+      data_context
+    FROM persistent_queue WHERE ord > ? AND ord <= ? ${filter}
+    ORDER BY ord LIMIT ${SESSION_READ_ROWS}`;
+}
+
 /** A row's estimate in a session, as {@link estimateItemBytes} counts it. */
 const ROW_ESTIMATE = `octet_length(id) + octet_length(idx) + octet_length(data) + ${ITEM_OVERHEAD_BYTES}`;
 
@@ -283,13 +294,12 @@ const SQL = {
   // last ord.
   sessionIndices: `SELECT DISTINCT idx FROM persistent_queue
     WHERE ord > ? AND ord <= ? AND data_context = 0`,
-  // A batch of a session's rows. Parameters: the last ord read (or the session's first less
-  // one), the session's last ord, and the data_context values wanted (0 and 1 for all rows).
-  // Version 0 reads as NULL: no string to parse for the unversioned rows most modules send.
-  sessionRows: `SELECT ord, id, idx, data, operation,
-      iif(version = 0, NULL, CAST(version AS TEXT)), data_context
-    FROM persistent_queue WHERE ord > ? AND ord <= ? AND data_context IN (?, ?)
-    ORDER BY ord LIMIT ${SESSION_READ_ROWS}`,
+  // A batch of a session's rows: all of them, its DataValue rows, its DataContext rows (these
+  // found through their partial index, so a session without any costs nothing to look).
+  // Parameters: the last ord read (at first the session's first less one), its last ord.
+  sessionRows: sessionRowsSql(''),
+  sessionValues: sessionRowsSql('AND data_context = 0'),
+  sessionContexts: sessionRowsSql('AND data_context = 1'),
   // Rows this connection has changed since it opened: a session's rows are read lazily, and an
   // unchanged count proves the queue is as the session was taken.
   changes: 'SELECT total_changes()',
@@ -691,7 +701,12 @@ export class PersistentQueue {
     taken: TakenSession,
     dataContext: boolean | undefined,
   ): Generator<SessionRow, void, undefined> {
-    const [from, to] = dataContext === undefined ? [0, 1] : dataContext ? [1, 1] : [0, 0];
+    const read =
+      dataContext === undefined
+        ? o.s.sessionRows
+        : dataContext
+          ? o.s.sessionContexts
+          : o.s.sessionValues;
     let after = taken.after;
     while (after < taken.through) {
       let batch: RawSessionRow[];
@@ -701,7 +716,7 @@ export class PersistentQueue {
             'persistent queue: cannot read a session: the queue changed after the session was taken; encode a session before the queue is used again',
           );
         }
-        batch = o.s.sessionRows.all(after, taken.through, from, to) as RawSessionRow[];
+        batch = read.all(after, taken.through) as RawSessionRow[];
       } catch (err) {
         throw this.#wrap('read a session', err);
       }
@@ -1114,6 +1129,8 @@ function prepare(db: Database.Database): Connection {
   s.sessionCut.raw();
   s.firstPending.raw();
   s.sessionRows.raw();
+  s.sessionValues.raw();
+  s.sessionContexts.raw();
 
   const persistMany = db.transaction(
     (logged: readonly QueueChange[], serial: number, items: readonly QueueChange[]) => {

@@ -552,9 +552,11 @@ export class AgentSyncProtocol {
    *
    * On the `'fullSession'` wire (Wazuh 5.0), Delta cuts the queue into sessions of at most
    * `maxSessionBytes` and sends at most `maxSessions` of them; each applied session's rows leave
-   * the queue, and the first failure stops the rest, which stay queued. Full sends a Cleans
-   * session for the buffer's indices (the manager deletes this agent's documents there), then
-   * the buffer as Delta sessions. `session` is the last session's number, `retransmitted` 0.
+   * the queue (when the call stopped at `maxSessions` with no more queued than it sent, with the
+   * next Delta's: they are not pending meanwhile), and the first failure stops the rest, which
+   * stay queued. Full sends a Cleans session for the buffer's indices (the manager deletes this
+   * agent's documents there), then the buffer as Delta sessions. `session` is the last
+   * session's number, `retransmitted` 0.
    *
    * @param mode `Mode.Full` or `Mode.Delta`; any other resolves `reason: 'invalid-mode'`.
    * @param options Per-call options over the instance's `syncDefaults`.

@@ -96,7 +96,7 @@ export interface RunSessionsOptions {
 }
 
 export interface RunSessionsResult {
-  /** Sessions the manager took (each one's rows left the queue). */
+  /** Sessions of this run the manager took (their rows are no longer Pending). */
   succeeded: number;
   /**
    * False when a session failed (it and everything after it stay queued), or when `signal` was
@@ -117,8 +117,11 @@ export interface RunSessionsResult {
  * Unlike the reference, which removes each session's rows as soon as the manager took it, the
  * rows of the sessions that went through are removed together when the run ends
  * ({@link PersistentQueue.completeSessions}): per session, the removal and its WAL checkpoints
- * cost about a third of the run. A process that dies mid-run sends those sessions again after
- * a restart, which the manager applies as the same state (re-applying a session is idempotent).
+ * cost about a third of the run. A run that stops at `maxSessions` with no more rows queued than
+ * it took leaves them to the next run instead ({@link PersistentQueue.carrySessions}), once:
+ * that run removes both runs' rows when it ends. A process that dies before the rows are
+ * removed sends those sessions again after a restart, which the manager applies as the same
+ * state (re-applying a session is idempotent).
  *
  * A failure given as `false` (or without `dataSent`) counts as possibly sent: the session may
  * have reached the manager (the hand-off was accepted, the answer was lost), so its created rows
@@ -135,7 +138,10 @@ export async function runSessions(
   if (!Number.isSafeInteger(maxSessions) || maxSessions < 1) {
     throw new RangeError(`maxSessions must be a positive integer, got ${maxSessions}`);
   }
+  // A take an earlier run carried: this run's end removes its rows too, and carries no further.
+  const extendsCarried = queue.carriedSessions > 0;
   let succeeded = 0;
+  let rows = 0;
   let stopped = false;
   while (succeeded < maxSessions) {
     if (options.signal?.aborted) {
@@ -158,7 +164,13 @@ export async function runSessions(
       return { succeeded, success: false, stopped: false };
     }
     succeeded++;
+    rows += session.count;
   }
-  queue.completeSessions(succeeded);
+  // Stopped by the limit with no more queued than this run took: the next run can likely send
+  // the rest, and its end then frees the whole table at once. Carried once: with more queued,
+  // carrying would only make one larger removal of two.
+  const rest = succeeded === maxSessions && !extendsCarried ? queue.pendingCountUpTo(rows + 1) : 0;
+  if (rest > 0 && rest <= rows) queue.carrySessions();
+  else queue.completeSessions(succeeded);
   return { succeeded, success: !stopped || succeeded > 0, stopped };
 }

@@ -449,8 +449,15 @@ describe('runSessions: at most N sessions per sync, the first failure stops the 
       stopped: false,
     });
     expect(sent).toEqual(Array.from({ length: 10 }, (_, i) => [id(2 * i), id(2 * i + 1)]));
+    // Stopped at the limit with fewer queued than it took: the sessions are carried to the next
+    // run, their rows in the take (sent, not Pending) until it ends.
+    expect(q.carriedSessions).toBe(10);
+    expect(q.pendingCount()).toBe(5);
     expect(q.inspect().map((e) => [e.id, e.syncStatus])).toEqual(
-      Array.from({ length: 5 }, (_, n) => [id(20 + n), SyncStatus.Pending]),
+      Array.from({ length: 25 }, (_, n) => [
+        id(n),
+        n < 20 ? SyncStatus.Syncing : SyncStatus.Pending,
+      ]),
     );
 
     const next = recorder();
@@ -461,6 +468,9 @@ describe('runSessions: at most N sessions per sync, the first failure stops the 
       [id(20), id(21)],
       [id(22), id(23)],
     ]);
+    // A take carries once: this run ended it, removing both runs' rows.
+    expect(q.carriedSessions).toBe(0);
+    expect(q.inspect().map((e) => [e.id, e.syncStatus])).toEqual([[id(24), SyncStatus.Pending]]);
     const last = recorder();
     expect(await runSessions(q, last.send, { maxSessionBytes: capFor(2) })).toMatchObject({
       succeeded: 1,
@@ -468,6 +478,142 @@ describe('runSessions: at most N sessions per sync, the first failure stops the 
     });
     expect(last.sent).toEqual([[id(24)]]);
     expect(q.size()).toBe(0);
+  });
+
+  it('a run that sends the rest after a carried one leaves the queue empty', async () => {
+    const q = tmp.open();
+    fill(q, 12);
+    await runSessions(q, recorder().send, { maxSessionBytes: capFor(2), maxSessions: 3 });
+    expect(q.carriedSessions).toBe(3);
+    const next = recorder();
+    expect(await runSessions(q, next.send, { maxSessionBytes: capFor(2) })).toEqual({
+      succeeded: 3,
+      success: true,
+      stopped: false,
+    });
+    expect(next.sent).toEqual([
+      [id(6), id(7)],
+      [id(8), id(9)],
+      [id(10), id(11)],
+    ]);
+    expect(q.size()).toBe(0);
+  });
+
+  it('a change persisted while a take is carried is never held back by it', async () => {
+    const q = tmp.open();
+    fill(q, 12);
+    await runSessions(q, recorder().send, { maxSessionBytes: capFor(2), maxSessions: 3 });
+    expect(q.carriedSessions).toBe(3);
+    // Reaching SQLite, the change first ends the carried take (its rows applied, removed): the
+    // item is Pending with its new content, and the next run sends it.
+    q.persist(id(1), M, 'i', '{"changed":true}');
+    expect(q.pendingCount()).toBe(7);
+    expect(q.carriedSessions).toBe(0);
+    expect(q.size()).toBe(7);
+    const next = recorder();
+    await runSessions(q, next.send, { maxSessionBytes: capFor(2) });
+    expect(next.sent).toEqual([[id(6), id(7)], [id(8), id(9)], [id(10), id(11)], [id(1)]]);
+    expect(q.size()).toBe(0);
+  });
+
+  it('a change persisted during the run that took on a carried take waits for its end, as in any run', async () => {
+    const q = tmp.open();
+    fill(q, 8);
+    await runSessions(q, recorder().send, { maxSessionBytes: capFor(2), maxSessions: 2 });
+    expect(q.carriedSessions).toBe(2);
+    const sent: string[][] = [];
+    await runSessions(
+      q,
+      (s) => {
+        sent.push(Array.from(s.rows(), (r) => r.id));
+        if (sent.length === 1) q.persist(id(0), M, 'i', '{"during":true}');
+        return true;
+      },
+      { maxSessionBytes: capFor(2) },
+    );
+    expect(sent).toEqual([
+      [id(4), id(5)],
+      [id(6), id(7)],
+    ]);
+    expect(q.inspect().map((e) => [e.id, e.data, e.syncStatus])).toEqual([
+      [id(0), '{"during":true}', SyncStatus.Pending],
+    ]);
+  });
+
+  it('carries only when no more is queued than the run took', async () => {
+    const q = tmp.open();
+    fill(q, 10);
+    // 4 taken, 6 queued: the next run cannot send them all, so this one's rows go now.
+    await runSessions(q, recorder().send, { maxSessionBytes: capFor(2), maxSessions: 2 });
+    expect(q.carriedSessions).toBe(0);
+    expect(q.size()).toBe(6);
+    await runSessions(q, recorder().send, { maxSessionBytes: capFor(2), maxSessions: 2 });
+    expect(q.carriedSessions).toBe(2);
+    expect(q.size()).toBe(6);
+    expect(q.pendingCount()).toBe(2);
+    // Nothing left after the limit: nothing to carry for.
+    await runSessions(q, recorder().send, { maxSessionBytes: capFor(2), maxSessions: 1 });
+    expect(q.carriedSessions).toBe(0);
+    expect(q.size()).toBe(0);
+  });
+
+  it('a failure after a carried run removes the carried rows and requeues the rest', async () => {
+    const q = tmp.open();
+    fill(q, 8);
+    await runSessions(q, recorder().send, { maxSessionBytes: capFor(2), maxSessions: 2 });
+    expect(q.carriedSessions).toBe(2);
+    const next = recorder([true, { success: false, dataSent: false }]);
+    expect(await runSessions(q, next.send, { maxSessionBytes: capFor(2) })).toEqual({
+      succeeded: 1,
+      success: false,
+      stopped: false,
+    });
+    expect(q.carriedSessions).toBe(0);
+    expect(q.inspect().map((e) => [e.id, e.syncStatus])).toEqual(
+      [6, 7].map((n) => [id(n), SyncStatus.Pending]),
+    );
+  });
+
+  it('a carried take ends as a success before anything that changes the queue or needs no active take, close included', () => {
+    const carried = (path: string) => {
+      const q = tmp.open(path);
+      fill(q, 6);
+      q.takeNextSession(capFor(2));
+      q.takeNextSession(capFor(2));
+      q.carrySessions();
+      return q;
+    };
+    for (const [name, act] of [
+      ['take', (q: PersistentQueue) => q.take()],
+      ['takeSession', (q: PersistentQueue) => q.takeSession(capFor(2))],
+      ['clearDataContext', (q: PersistentQueue) => q.clearDataContext()],
+      ['removeIndices', (q: PersistentQueue) => q.removeIndices(['other'])],
+      [
+        'persistMany',
+        (q: PersistentQueue) => q.persistMany([{ id: 'x', operation: C, index: 'i', data: '{}' }]),
+      ],
+    ] as const) {
+      const q = carried(tmp.dbPath(`${name}.db`));
+      act(q);
+      expect(q.carriedSessions, name).toBe(0);
+      q.complete(false);
+      expect(
+        q
+          .inspect()
+          .map((e) => e.id)
+          .filter((e) => e !== 'x'),
+        name,
+      ).toEqual([id(4), id(5)]);
+    }
+    const closed = tmp.dbPath('close.db');
+    carried(closed).close();
+    expect(
+      tmp
+        .open(closed)
+        .inspect()
+        .map((e) => e.id),
+    ).toEqual([id(4), id(5)]);
+    expect(() => tmp.open(tmp.dbPath('none.db')).carrySessions()).toThrow(/no session to carry/);
   });
 
   it('the first failure returns its session to Pending and leaves the rest queued, in order', async () => {

@@ -641,10 +641,11 @@ export class PersistentQueue {
   /**
    * Starts one FullSession (Wazuh 5.0): marks the next rows in queue order Syncing, as many as fit
    * in one session of at most `maxSessionBytes`, and returns them, as the reference's
-   * fetchAndMarkForSync(maxBytes) does; {@link QueueSession.rows} reads them. Rows are estimated with {@link estimateItemBytes} and the
-   * session with {@link SESSION_OVERHEAD_BYTES} more; the rows taken are the longest prefix of
-   * the queue whose estimate stays within {@link sessionBudget}(maxSessionBytes), or the first
-   * row alone when it does not fit by itself. 0 means no cap (the whole queue: the reference's
+   * fetchAndMarkForSync(maxBytes) does; {@link QueueSession.rows} reads them. Rows are
+   * estimated with {@link estimateItemBytes} and the session with {@link SESSION_OVERHEAD_BYTES}
+   * more; the rows taken are the longest prefix of the queue whose estimate stays within
+   * {@link sessionBudget}(maxSessionBytes), or the first row alone when it does not fit by
+   * itself. 0 means no cap (the whole queue: the reference's
    * VDFirst/VDSync syncs). No row is loaded here: the queue is scanned for sizes up to the cut,
    * and the session's rows are read when they are encoded.
    *
@@ -944,23 +945,16 @@ export class PersistentQueue {
     }
   }
 
-  /** {@link pendingCount}, counting no further than `limit`: cheap for a small limit. */
-  pendingCountUpTo(limit: number): number {
-    const o = this.#live('count pending rows');
-    this.#flush(o, 'count pending rows');
-    try {
-      return o.s.pendingUpTo.get(limit) as number;
-    } catch (err) {
-      throw this.#wrap('count pending rows', err);
-    }
-  }
-
-  /** Rows waiting for the next take. */
-  pendingCount(): number {
+  /**
+   * Rows waiting for the next take; with `limit`, counted no further than that (cheap for a
+   * small limit next to a large queue).
+   */
+  pendingCount(limit?: number): number {
     const o = this.#live('count pending rows');
     this.#flush(o, 'count pending rows');
     const { s } = o;
     try {
+      if (limit !== undefined) return s.pendingUpTo.get(limit) as number;
       // With no take active every row is pending, and count(*) without a WHERE counts the
       // smallest index (the ids') instead of every page of the table (1M rows: 112 ms instead of
       // 283 ms); the 5.0 wire counts once per Delta call, and 1M items take 17 calls.

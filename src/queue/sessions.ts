@@ -169,7 +169,7 @@ export async function runSessions(
   // Stopped by the limit with no more queued than this run took: the next run can likely send
   // the rest, and its end then frees the whole table at once. Carried once: with more queued,
   // carrying would only make one larger removal of two.
-  const rest = succeeded === maxSessions && !extendsCarried ? queue.pendingCountUpTo(rows + 1) : 0;
+  const rest = succeeded === maxSessions && !extendsCarried ? queue.pendingCount(rows + 1) : 0;
   if (rest > 0 && rest <= rows) queue.carrySessions();
   else queue.completeSessions(succeeded);
   return { succeeded, success: !stopped || succeeded > 0, stopped };

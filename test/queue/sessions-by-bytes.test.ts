@@ -373,12 +373,43 @@ describe('PersistentQueue.takeSession: cutting by bytes', () => {
     expect(left.get('new')).toMatchObject({ createStatus: CreateStatus.New });
   });
 
-  it('a crash mid-session (SIGKILL) leaves every row Pending, with its version, on reopen', async () => {
-    const path = tmp.dbPath();
-    const sessionIds = await new Promise<string[]>((resolve, reject) => {
+  for (const mode of ['session', 'carry'] as const) {
+    const what = mode === 'carry' ? "with a Delta's sessions carried" : 'mid-session';
+    it(`a crash ${what} (SIGKILL) leaves every row Pending, with its version, on reopen`, async () => {
+      const path = tmp.dbPath();
+      const sessionIds = await killedChild(path, mode);
+      expect(sessionIds.length).toBeGreaterThan(1);
+      expect(sessionIds).toEqual(Array.from({ length: sessionIds.length }, (_, i) => `k${i}`));
+
+      const q = tmp.open(path);
+      const entries = q.inspect();
+      expect(entries.map((e) => [e.id, e.syncStatus, e.version, e.dataContext ?? false])).toEqual(
+        Array.from({ length: 30 }, (_, i) => [
+          `k${i}`,
+          SyncStatus.Pending,
+          i === 0 ? 100n : BigInt(i + 1),
+          i !== 0 && i % 3 === 0,
+        ]),
+      );
+      expect(entries[0]).toMatchObject({ operation: M, data: '{"changed":true}' });
+      // The sessions may have reached the manager: their created rows count as seen.
+      expect(entries.map((e) => e.createStatus)).toEqual(
+        Array.from({ length: 30 }, (_, i) => (i < sessionIds.length ? 0 : CreateStatus.New)),
+      );
+      expect(q.carriedSessions).toBe(0);
+      const again = Array.from({ length: mode === 'carry' ? 2 : 1 }, () =>
+        Array.from(q.takeNextSession(capFor(3)).rows(), (r) => r.id),
+      );
+      expect(again.flat()).toEqual(sessionIds);
+    });
+  }
+
+  /** Runs the session child until it holds its take, kills it (SIGKILL), returns the ids taken. */
+  function killedChild(path: string, mode: 'session' | 'carry'): Promise<string[]> {
+    return new Promise<string[]>((resolve, reject) => {
       const child = spawn(
         process.execPath,
-        ['--import', 'tsx', fixture('session-child.ts'), path, String(capFor(3))],
+        ['--import', 'tsx', fixture('session-child.ts'), path, String(capFor(3)), mode],
         { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
       );
       let out = '';
@@ -403,26 +434,7 @@ describe('PersistentQueue.takeSession: cutting by bytes', () => {
           : reject(new Error(`session child ended without a session: ${stderr}`)),
       );
     });
-    expect(sessionIds.length).toBeGreaterThan(1);
-    expect(sessionIds).toEqual(Array.from({ length: sessionIds.length }, (_, i) => `k${i}`));
-
-    const q = tmp.open(path);
-    const entries = q.inspect();
-    expect(entries.map((e) => [e.id, e.syncStatus, e.version, e.dataContext ?? false])).toEqual(
-      Array.from({ length: 30 }, (_, i) => [
-        `k${i}`,
-        SyncStatus.Pending,
-        i === 0 ? 100n : BigInt(i + 1),
-        i !== 0 && i % 3 === 0,
-      ]),
-    );
-    expect(entries[0]).toMatchObject({ operation: M, data: '{"changed":true}' });
-    // The session may have reached the manager: its created rows count as seen.
-    expect(entries.map((e) => e.createStatus)).toEqual(
-      Array.from({ length: 30 }, (_, i) => (i < sessionIds.length ? 0 : CreateStatus.New)),
-    );
-    expect(Array.from(q.takeSession(capFor(3)).rows(), (r) => r.id)).toEqual(sessionIds);
-  });
+  }
 });
 
 describe('runSessions: at most N sessions per sync, the first failure stops the rest', () => {

@@ -451,6 +451,15 @@ describe('runSessions: at most N sessions per sync, the first failure stops the 
     return { sent, send };
   }
 
+  /** A queue of `items` rows after a run of `maxSessions` sessions of 2 that carried them. */
+  async function carriedQueue(items: number, maxSessions: number): Promise<PersistentQueue> {
+    const q = tmp.open();
+    fill(q, items);
+    await runSessions(q, recorder().send, { maxSessionBytes: capFor(2), maxSessions });
+    expect(q.carriedSessions).toBe(maxSessions);
+    return q;
+  }
+
   it('runs at most maxSessions (default 10) sessions, then stops with the rest queued', async () => {
     const q = tmp.open();
     fill(q, 25);
@@ -493,10 +502,7 @@ describe('runSessions: at most N sessions per sync, the first failure stops the 
   });
 
   it('a run that sends the rest after a carried one leaves the queue empty', async () => {
-    const q = tmp.open();
-    fill(q, 12);
-    await runSessions(q, recorder().send, { maxSessionBytes: capFor(2), maxSessions: 3 });
-    expect(q.carriedSessions).toBe(3);
+    const q = await carriedQueue(12, 3);
     const next = recorder();
     expect(await runSessions(q, next.send, { maxSessionBytes: capFor(2) })).toEqual({
       succeeded: 3,
@@ -512,10 +518,7 @@ describe('runSessions: at most N sessions per sync, the first failure stops the 
   });
 
   it('a change persisted while a take is carried is never held back by it', async () => {
-    const q = tmp.open();
-    fill(q, 12);
-    await runSessions(q, recorder().send, { maxSessionBytes: capFor(2), maxSessions: 3 });
-    expect(q.carriedSessions).toBe(3);
+    const q = await carriedQueue(12, 3);
     // Reaching SQLite, the change first ends the carried take (its rows applied, removed): the
     // item is Pending with its new content, and the next run sends it.
     q.persist(id(1), M, 'i', '{"changed":true}');
@@ -529,10 +532,7 @@ describe('runSessions: at most N sessions per sync, the first failure stops the 
   });
 
   it('a change persisted during the run that took on a carried take waits for its end, as in any run', async () => {
-    const q = tmp.open();
-    fill(q, 8);
-    await runSessions(q, recorder().send, { maxSessionBytes: capFor(2), maxSessions: 2 });
-    expect(q.carriedSessions).toBe(2);
+    const q = await carriedQueue(8, 2);
     const sent: string[][] = [];
     await runSessions(
       q,
@@ -570,10 +570,7 @@ describe('runSessions: at most N sessions per sync, the first failure stops the 
   });
 
   it('a failure after a carried run removes the carried rows and requeues the rest', async () => {
-    const q = tmp.open();
-    fill(q, 8);
-    await runSessions(q, recorder().send, { maxSessionBytes: capFor(2), maxSessions: 2 });
-    expect(q.carriedSessions).toBe(2);
+    const q = await carriedQueue(8, 2);
     const next = recorder([true, { success: false, dataSent: false }]);
     expect(await runSessions(q, next.send, { maxSessionBytes: capFor(2) })).toEqual({
       succeeded: 1,

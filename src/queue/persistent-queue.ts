@@ -120,7 +120,7 @@ const SESSION_READ_ROWS = 256;
 
 /**
  * Rows takeSession sums at a time while it looks for a session's cut: a statement's cost is
- * spread over many rows, and the batch the cut falls in is summed again row by row.
+ * spread over many rows, and only the batch the cut falls in is summed again, as a running sum.
  */
 const CUT_BATCH_ROWS = 1024;
 
@@ -270,14 +270,14 @@ const SQL = {
     WHERE t.pos >= ? AND t.pos <= ? ORDER BY t.pos LIMIT ?`,
   // takeSession's cut, summed in SQLite a batch of CUT_BATCH_ROWS rows at a time (a row read
   // into JS costs more than SQLite summing it). octet_length() reads a TEXT's size from the
-  // record header, never its pages. Parameters: the last ord counted (at first the take's end:
-  // Pending rows are those after it), the rows to count. Returns the batch's last ord and the sum
-  // of its rows' estimates; NULLs when no row is left.
+  // record header, never its pages. Parameter: the last ord counted (at first the take's end:
+  // Pending rows are those after it). Returns the batch's last ord and the sum of its rows'
+  // estimates; NULLs when no row is left.
   sessionBatch: `SELECT max(ord), sum(bytes) FROM (
       SELECT ord, ${ROW_ESTIMATE} AS bytes
       FROM persistent_queue WHERE ord > ? ORDER BY ord LIMIT ${CUT_BATCH_ROWS})`,
   // The batch the cut falls in: its last ord whose running sum of estimates is within the items'
-  // budget (the third parameter), and that sum; NULLs when not even the first row fits.
+  // budget (the second parameter), and that sum; NULLs when not even the first row fits.
   sessionCut: `SELECT max(ord), max(total) FROM (
       SELECT ord, sum(bytes) OVER (ORDER BY ord) AS total FROM (
         SELECT ord, ${ROW_ESTIMATE} AS bytes
@@ -651,9 +651,9 @@ export class PersistentQueue {
    * estimated with {@link estimateItemBytes} and the session with {@link SESSION_OVERHEAD_BYTES}
    * more; the rows taken are the longest prefix of the queue whose estimate stays within
    * {@link sessionBudget}(maxSessionBytes), or the first row alone when it does not fit by
-   * itself. 0 means no cap (the whole queue: the reference's
-   * VDFirst/VDSync syncs). No row is loaded here: the queue is scanned for sizes up to the cut,
-   * and the session's rows are read when they are encoded.
+   * itself. 0 means no cap (the whole queue: the reference's VDFirst/VDSync syncs). No row is
+   * loaded here: the queue is scanned for sizes up to the cut, and the session's rows are read
+   * when they are encoded.
    *
    * End it with {@link completeSession}: success removes exactly these rows (a row changed
    * meanwhile stays, with its new content, Pending), failure returns them to Pending. An empty
@@ -746,7 +746,7 @@ export class PersistentQueue {
           index,
           data,
           operation,
-          version: version === null ? 0n : BigInt.asUintN(64, BigInt(version)),
+          version: storedVersion(version),
           dataContext: flag === 1,
         };
       }
@@ -1005,7 +1005,8 @@ export class PersistentQueue {
     }
     return rows.map(({ version, dataContext, ...entry }) => {
       const out: QueueEntry = entry;
-      if (version !== '0') out.version = BigInt.asUintN(64, BigInt(version));
+      const stored = storedVersion(version);
+      if (stored !== 0n) out.version = stored;
       if (dataContext === 1) out.dataContext = true;
       return out;
     });
@@ -1144,6 +1145,14 @@ function migrate(db: Database.Database): void {
   if (from !== SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
 }
 
+/**
+ * A stored version, read as the signed decimal text of its INTEGER (NULL or '0' when
+ * unversioned), as the u64 it holds: see the note above MIGRATIONS.
+ */
+function storedVersion(text: string | null): bigint {
+  return text === null || text === '0' ? 0n : BigInt.asUintN(64, BigInt(text));
+}
+
 /** `version` as a bigint, checked to be a u64. */
 function u64(version: unknown, what: string): bigint {
   if (typeof version === 'bigint') {
@@ -1236,14 +1245,14 @@ function prepare(db: Database.Database): Connection {
     let last = end;
     let total = 0;
     for (;;) {
-      const [batchLast, bytes] = s.sessionBatch.get(last) as [number | null, number | null];
+      const [batchLast, bytes] = s.sessionBatch.get(last) as [number, number] | [null, null];
       if (batchLast === null) break;
-      if ((bytes as number) > left) {
-        const [cutLast, cutTotal] = s.sessionCut.get(last, left) as [number | null, number];
+      if (bytes > left) {
+        const [cutLast, cutTotal] = s.sessionCut.get(last, left) as [number, number] | [null, null];
         if (cutLast !== null) [last, total] = [cutLast, total + cutTotal];
         break;
       }
-      [last, total, left] = [batchLast, total + (bytes as number), left - (bytes as number)];
+      [last, total, left] = [batchLast, total + bytes, left - bytes];
     }
     if (last === end) {
       // The first row goes even when it alone is over the budget (else it would block the queue).

@@ -10,7 +10,7 @@ import type { LogFunction } from '../interfaces/logger.js';
 import type { SyncProgress } from '../interfaces/options.js';
 import type { SyncFailureReason } from '../interfaces/results.js';
 import type { SessionAnswer, SessionTransport } from '../interfaces/session-transport.js';
-import type { PersistentQueue, SyncRow } from '../queue/index.js';
+import { type PersistentQueue, StorageError, type SyncRow } from '../queue/index.js';
 import {
   estimateItemBytes,
   type QueueSession,
@@ -18,7 +18,6 @@ import {
   SESSION_OVERHEAD_BYTES,
   sessionBudget,
 } from '../queue/sessions.js';
-import { StorageError } from '../queue/storage-error.js';
 import { FullSessionEncoder } from '../wire-5/encode.js';
 import {
   type DataValueInput,
